@@ -1,0 +1,1 @@
+"""The `homeflow` command line: sandbox, produce, query, routes, package, demo."""

@@ -1,0 +1,149 @@
+"""homeflow: run, feed and inspect the multi-region ingestion job locally.
+
+Every subcommand reads the same properties file as the job (default: the local sandbox's).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from conf.settings import ConfigError, load
+from cli.paths import LOCAL_PROPERTIES
+
+
+def _settings(args):
+    try:
+        return load(args.properties, {"homeflow.job/region": args.region} if getattr(args, "region", None) else None)
+    except ConfigError as e:
+        raise SystemExit(f"error: bad configuration: {e}")
+
+
+def cmd_sandbox(args) -> int:
+    from cli import sandbox
+    s = _settings(args)
+    if args.action == "up":
+        sandbox.start(s)
+        made = sandbox.create_resources(s)
+        for region, items in made.items():
+            print(f"{region}: " + (", ".join(items) if items else "all resources present"))
+        print(f"sandbox up: {s.aws.endpoint} serving {', '.join(s.job.regions)}")
+    elif args.action == "down":
+        stopped = sandbox.stop(s)
+        print("stopped " + ", ".join(stopped) if stopped else "nothing of ours was running")
+    else:
+        sandbox.print_status(s)
+    return 0
+
+
+def cmd_produce(args) -> int:
+    from cli.produce import produce
+    s = _settings(args)
+    r = produce(s, args.region, args.events, args.keys, args.seed)
+    print(f"{args.region}: {r.sent} events in {r.seconds:.2f}s ({r.sent / max(r.seconds, 1e-9):.0f}/s), "
+          f"{r.retried} retried")
+    return 0
+
+
+def cmd_query(args) -> int:
+    from cli.query import summary
+    s = _settings(args)
+    rows = summary(s, [args.region] if args.region else list(s.job.regions))
+    print(f"{'table':34} {'home':12} {'rows':>8} {'keys':>6} {'snapshots':>9}")
+    for r in rows:
+        print(f"{r['table']:34} {r['home']:12} {r['rows']:>8} {r['keys']:>6} {r['snapshots']:>9}")
+    return 0
+
+
+def cmd_routes(args) -> int:
+    from cli import routes
+    return routes.run(args, _settings(args))
+
+
+def cmd_route(args) -> int:
+    from cli import routes
+    return routes.route_key(args, _settings(args))
+
+
+def cmd_lake(args) -> int:
+    from connectors import lake
+    s = _settings(args)
+    for region in ([args.region] if args.region else s.job.regions):
+        t = lake.ensure_table(s, region)
+        print(f"{region}: {t.identifier} at {t.metadata_location}")
+    return 0
+
+
+def cmd_package(args) -> int:
+    from cli.package import build_zip
+    path = build_zip(args.output)
+    print(f"built {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from cli.demo import run
+    return run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="homeflow", description=__doc__)
+    p.add_argument("--properties", default=str(LOCAL_PROPERTIES), help="properties file (default: %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("sandbox", help="start/stop/inspect the local AWS sandbox")
+    sp.add_argument("action", choices=["up", "down", "status"])
+    sp.set_defaults(func=cmd_sandbox)
+
+    sp = sub.add_parser("produce", help="write envelope records to a region's ingest stream")
+    sp.add_argument("--region", required=True)
+    sp.add_argument("--events", type=int, default=1000)
+    sp.add_argument("--keys", type=int, default=100)
+    sp.add_argument("--seed", type=int, default=1)
+    sp.set_defaults(func=cmd_produce)
+
+    sp = sub.add_parser("query", help="count lake rows per home-region table (pyiceberg)")
+    sp.add_argument("--region", help="only this home region's table")
+    sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("routes", help="show, set or remap the routing table in DynamoDB")
+    sp.add_argument("action", choices=["show", "set", "remap"])
+    sp.add_argument("--region", help="DynamoDB region to read (show); default: all")
+    sp.add_argument("--file", help="set: JSON document to store (its epoch must rise)")
+    sp.add_argument("--state", action="append", default=[], metavar="REGION=STATE",
+                    help="remap: set a region ACTIVE, DRAINING or DOWN (repeatable)")
+    sp.add_argument("--override", action="append", default=[], metavar="KEY=REGION",
+                    help="remap: pin a key to a region; KEY= removes the pin (repeatable)")
+    sp.set_defaults(func=cmd_routes)
+
+    sp = sub.add_parser("route", help="print the home region and epoch of a business key")
+    sp.add_argument("key")
+    sp.add_argument("--region", help="read the routing table from this region (default: the configured one)")
+    sp.set_defaults(func=cmd_route)
+
+    sp = sub.add_parser("lake", help="create the Iceberg tables if missing")
+    sp.add_argument("action", choices=["init"])
+    sp.add_argument("--region")
+    sp.set_defaults(func=cmd_lake)
+
+    sp = sub.add_parser("package", help="build the Managed Flink application zip")
+    sp.add_argument("--output", default="dist/homeflow-managed-flink.zip")
+    sp.set_defaults(func=cmd_package)
+
+    sp = sub.add_parser("demo", help="sandbox up, two regional jobs, produce, wait for commits, summary, down")
+    sp.add_argument("--regions", default="us-east-1,eu-west-1")
+    sp.add_argument("--events", type=int, default=2000, help="events per region")
+    sp.add_argument("--keys", type=int, default=200)
+    sp.add_argument("--timeout", type=float, default=300)
+    sp.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

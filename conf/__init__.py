@@ -1,0 +1,1 @@
+"""Typed configuration, validated once at start-up."""

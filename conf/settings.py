@@ -1,0 +1,249 @@
+"""Typed, validated job settings read from a Managed-Flink-shaped properties file.
+
+Managed Service for Apache Flink hands the job `/etc/flink/application_properties.json`, a list
+of `{"PropertyGroupId": ..., "PropertyMap": {...}}`. Locally we read a file of the same shape, so
+one loader serves both. Every problem is reported as `group/key: what is wrong`, at start-up.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+MANAGED_FLINK_PROPERTIES = Path("/etc/flink/application_properties.json")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+STREAM_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
+# Run options are read by the Managed Flink service itself, not by the job.
+IGNORED_GROUPS = {"kinesis.analytics.flink.run.options"}
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the property (group/key)."""
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    endpoint: str | None  # None on AWS; the sandbox endpoint locally
+    access_key_id: str | None
+    secret_access_key: str | None
+    account_id: str
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    ingest: str
+    forward: str
+    dead_letter: str
+    initial_position: str  # TRIM_HORIZON | LATEST
+
+
+@dataclass(frozen=True)
+class LakeSettings:
+    catalog_table: str  # the DynamoDB table holding Iceberg table pointers
+    bucket_prefix: str  # bucket of home region R is f"{bucket_prefix}-{R}"
+    namespace: str
+    table_prefix: str  # table of home region R is f"{table_prefix}_{R with _}"
+
+    def bucket(self, region: str) -> str:
+        return f"{self.bucket_prefix}-{region}"
+
+    def warehouse(self, region: str) -> str:
+        return f"s3://{self.bucket(region)}/warehouse"
+
+    def table_name(self, region: str) -> str:
+        return f"{self.table_prefix}_{region.replace('-', '_')}"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    region: str
+    regions: tuple[str, ...]
+    parallelism: int
+    checkpoint_interval_ms: int
+    python_execution_mode: str  # thread | process
+    max_hops: int
+    max_record_bytes: int
+    dedup_ttl_hours: int
+    routing_table: str  # DynamoDB table holding the routing document
+    routing_poll_ms: int
+
+    @property
+    def remote_regions(self) -> tuple[str, ...]:
+        return tuple(r for r in self.regions if r != self.region)
+
+
+@dataclass(frozen=True)
+class Settings:
+    job: JobSettings
+    aws: AwsSettings
+    streams: StreamSettings
+    lake: LakeSettings
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def conv(v: str) -> int:
+        try:
+            n = int(str(v).strip())
+        except ValueError:
+            raise ValueError(f"must be an integer, got {v!r}") from None
+        if not lo <= n <= hi:
+            raise ValueError(f"must be in {lo}..{hi}, got {n}")
+        return n
+    return conv
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def conv(v: str) -> str:
+        s = str(v).strip()
+        if s.lower() not in [o.lower() for o in options]:
+            raise ValueError(f"must be one of {', '.join(options)}, got {v!r}")
+        return next(o for o in options if o.lower() == s.lower())
+    return conv
+
+
+def _region(v: str) -> str:
+    s = str(v).strip()
+    if not REGION_RE.match(s):
+        raise ValueError(f"not an AWS region name: {v!r}")
+    return s
+
+
+def _regions(v: str) -> tuple[str, ...]:
+    items = tuple(_region(x) for x in str(v).split(",") if x.strip())
+    if len(items) < 1 or len(set(items)) != len(items):
+        raise ValueError(f"must be a comma-separated list of distinct regions, got {v!r}")
+    return items
+
+
+def _name(v: str) -> str:
+    s = str(v).strip()
+    if not STREAM_RE.match(s):
+        raise ValueError(f"must match {STREAM_RE.pattern}, got {v!r}")
+    return s
+
+
+def _url(v: str) -> str:
+    s = str(v).strip()
+    if not re.match(r"^https?://[^/\s]+/?$", s):
+        raise ValueError(f"must be an http(s) URL like http://127.0.0.1:4566, got {v!r}")
+    return s.rstrip("/")
+
+
+def _str(v: str) -> str:
+    s = str(v).strip()
+    if not s:
+        raise ValueError("must not be empty")
+    return s
+
+
+REQUIRED = object()
+
+# group -> key -> (converter, default)
+SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
+    "homeflow.job": {
+        "region": (_region, REQUIRED),
+        "regions": (_regions, REQUIRED),
+        "parallelism": (_int(1, 256), 1),
+        "checkpoint.interval.ms": (_int(200, 3_600_000), 10_000),
+        "python.execution.mode": (_choice("thread", "process"), "thread"),
+        "max.hops": (_int(1, 10), 2),
+        "max.record.bytes": (_int(64, 1_000_000), 256 * 1024),
+        "dedup.ttl.hours": (_int(24, 24 * 30), 24),
+        "routing.table": (_name, "homeflow-routing"),
+        "routing.poll.ms": (_int(100, 60_000), 1_000),
+    },
+    "homeflow.aws": {
+        "endpoint": (_url, None),
+        "access.key.id": (_str, None),
+        "secret.access.key": (_str, None),
+        "account.id": (_str, "123456789012"),
+    },
+    "homeflow.streams": {
+        "ingest": (_name, "homeflow-ingest"),
+        "forward": (_name, "homeflow-forward"),
+        "dead.letter": (_name, "homeflow-dead-letter"),
+        "initial.position": (_choice("TRIM_HORIZON", "LATEST"), "TRIM_HORIZON"),
+    },
+    "homeflow.lake": {
+        "catalog.table": (_name, "homeflow-catalog"),
+        "bucket.prefix": (_name, "homeflow-lake"),
+        "namespace": (_name, "homeflow"),
+        "table.prefix": (_name, "events"),
+    },
+}
+
+
+def groups_from_properties(doc: Any, source: str) -> dict[str, dict[str, str]]:
+    if not isinstance(doc, list):
+        raise ConfigError(f"{source}: must be a JSON list of {{PropertyGroupId, PropertyMap}}")
+    groups: dict[str, dict[str, str]] = {}
+    for i, g in enumerate(doc):
+        if not isinstance(g, dict) or "PropertyGroupId" not in g or not isinstance(g.get("PropertyMap"), dict):
+            raise ConfigError(f"{source}: entry {i} must have PropertyGroupId and a PropertyMap object")
+        groups.setdefault(g["PropertyGroupId"], {}).update({k: str(v) for k, v in g["PropertyMap"].items()})
+    return groups
+
+
+def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str, str] | None = None) -> Settings:
+    """`overrides` maps 'group/key' to a value (command-line flags win over the file)."""
+    groups = {g: dict(m) for g, m in groups.items()}
+    for path, value in (overrides or {}).items():
+        g, k = path.split("/", 1)
+        groups.setdefault(g, {})[k] = value
+    for g, m in groups.items():
+        if g in IGNORED_GROUPS:
+            continue
+        if g not in SCHEMA:
+            raise ConfigError(f"{g}: unknown property group (known: {', '.join(sorted(SCHEMA))})")
+        for k in m:
+            if k not in SCHEMA[g]:
+                raise ConfigError(f"{g}/{k}: unknown property (known: {', '.join(sorted(SCHEMA[g]))})")
+    values: dict[str, dict[str, Any]] = {}
+    for g, spec in SCHEMA.items():
+        out = values.setdefault(g, {})
+        for k, (conv, default) in spec.items():
+            raw = groups.get(g, {}).get(k)
+            if raw is None or str(raw).strip() == "":
+                if default is REQUIRED:
+                    raise ConfigError(f"{g}/{k}: required property is missing")
+                out[k] = default
+                continue
+            try:
+                out[k] = conv(raw)
+            except ValueError as e:
+                raise ConfigError(f"{g}/{k}: {e}") from None
+    j, a, s, l = (values[g] for g in ("homeflow.job", "homeflow.aws", "homeflow.streams", "homeflow.lake"))
+    if j["region"] not in j["regions"]:
+        raise ConfigError(f"homeflow.job/region: {j['region']!r} is not in homeflow.job/regions {j['regions']}")
+    if (a["access.key.id"] is None) != (a["secret.access.key"] is None):
+        raise ConfigError("homeflow.aws/secret.access.key: set both access.key.id and secret.access.key, or neither")
+    if len({s["ingest"], s["forward"], s["dead.letter"]}) != 3:
+        raise ConfigError("homeflow.streams/forward: ingest, forward and dead.letter streams must differ")
+    return Settings(
+        job=JobSettings(
+            region=j["region"], regions=j["regions"], parallelism=j["parallelism"],
+            checkpoint_interval_ms=j["checkpoint.interval.ms"],
+            python_execution_mode=j["python.execution.mode"], max_hops=j["max.hops"],
+            max_record_bytes=j["max.record.bytes"], dedup_ttl_hours=j["dedup.ttl.hours"],
+            routing_table=j["routing.table"], routing_poll_ms=j["routing.poll.ms"],
+        ),
+        aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
+        streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"]),
+        lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"]),
+    )
+
+
+def load(path: str | Path | None = None, overrides: dict[str, str] | None = None) -> Settings:
+    """Load from `path`, or from Managed Flink's file when no path is given."""
+    p = Path(path) if path else MANAGED_FLINK_PROPERTIES
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: properties file not found") from None
+    except ValueError as e:
+        raise ConfigError(f"{p}: not valid JSON: {e}") from None
+    return settings_from_groups(groups_from_properties(doc, str(p)), overrides)

@@ -1,0 +1,35 @@
+"""The Iceberg table layout shared by the Flink writer and the Python readers."""
+from __future__ import annotations
+
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.transforms import DayTransform, IdentityTransform
+from pyiceberg.types import IntegerType, LongType, NestedField, StringType, TimestamptzType
+
+# Field order here IS the row order the router emits (jobs/router_function.py, LAKE_ROW).
+SCHEMA = Schema(
+    NestedField(1, "event_id", StringType(), required=True),
+    NestedField(2, "key", StringType(), required=True),
+    NestedField(3, "event_time", TimestamptzType(), required=True),
+    NestedField(4, "ts", LongType(), required=True),
+    NestedField(5, "origin", StringType(), required=True),
+    NestedField(6, "hops", IntegerType(), required=True),
+    NestedField(7, "epoch", LongType(), required=True),
+    NestedField(8, "home_region", StringType(), required=True),
+    NestedField(9, "payload", StringType(), required=False),
+    # "stream/shard/sequence" this row was read from: evidence for order and for forwarding
+    NestedField(10, "source", StringType(), required=True),
+)
+# Readers ask for "one day" and "one key over a time range": partition by day, sort by key.
+PARTITION_SPEC = PartitionField(source_id=3, field_id=1000, transform=DayTransform(), name="event_day")
+SPEC = PartitionSpec(PARTITION_SPEC)
+SORT_ORDER = SortOrder(SortField(source_id=2, transform=IdentityTransform()),
+                       SortField(source_id=4, transform=IdentityTransform()))
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.format.default": "parquet",
+    "write.parquet.compression-codec": "zstd",
+    "write.metadata.previous-versions-max": "50",
+    "write.metadata.delete-after-commit.enabled": "true",
+}

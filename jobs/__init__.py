@@ -1,0 +1,1 @@
+"""Flink job graphs and entry points."""

@@ -1,0 +1,58 @@
+"""The homeflow job graph, readable in one screen. Stable uids make savepoints restorable."""
+from __future__ import annotations
+
+from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors import Source
+from pyflink.java_gateway import get_gateway
+
+from conf.settings import Settings
+from connectors import iceberg_sink, kinesis
+from jobs import rows
+from jobs.functions import (DEAD_LETTER_TAG, ROUTING_STATE, ParseFunction, RouterFunction,
+                            RoutingFeedFunction, forward_tag)
+
+
+def _tick_source(period_ms: int) -> Source:
+    jvm = get_gateway().jvm
+    gen = jvm.org.apache.flink.connector.datagen.source
+    j = gen.DataGeneratorSource(
+        jvm.dev.homeflow.flink.TickGenerator(), jvm.java.lang.Long.MAX_VALUE,
+        jvm.org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy.perSecond(1000.0 / period_ms),
+        jvm.org.apache.flink.api.common.typeinfo.Types.LONG)
+    return Source(j)
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dict) -> None:
+    job, region = settings.job, settings.job.region
+    no_wm = WatermarkStrategy.no_watermarks()
+
+    def kinesis_in(stream: str, uid: str):
+        src = kinesis.source(region, settings.aws, stream, settings.streams.initial_position)
+        return env.from_source(src, no_wm, uid, type_info=kinesis.SOURCE_ROW).uid(uid).name(uid)
+
+    raw = kinesis_in(settings.streams.ingest, "source-ingest").union(
+        kinesis_in(settings.streams.forward, "source-forward"))
+    parsed = raw.process(ParseFunction(region, job.regions, job.max_record_bytes),
+                         output_type=rows.PARSED).uid("parse").name("parse")
+
+    ticks = env.from_source(_tick_source(job.routing_poll_ms), no_wm, "routing-ticks",
+                            type_info=Types.LONG()).uid("routing-ticks").set_parallelism(1)
+    tables = ticks.process(RoutingFeedFunction(settings_doc), output_type=Types.STRING()) \
+        .uid("routing-feed").name("routing-feed").set_parallelism(1)
+
+    homed = (parsed.key_by(lambda r: r[0], key_type=Types.STRING())
+             .connect(tables.broadcast(ROUTING_STATE))
+             .process(RouterFunction(region, job.regions, job.max_hops, job.dedup_ttl_hours * 3_600_000),
+                      output_type=rows.LAKE)
+             .uid("router").name("router"))
+
+    iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
+    for remote in job.remote_regions:
+        homed.get_side_output(forward_tag(remote)) \
+            .sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward)) \
+            .uid(f"forward-{remote}").name(f"forward-{remote}")
+    parsed.get_side_output(DEAD_LETTER_TAG) \
+        .union(homed.get_side_output(DEAD_LETTER_TAG), tables.get_side_output(DEAD_LETTER_TAG)) \
+        .sink_to(kinesis.sink(region, settings.aws, settings.streams.dead_letter)) \
+        .uid("dead-letter").name("dead-letter")

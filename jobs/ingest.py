@@ -1,0 +1,101 @@
+"""homeflow ingest job: one deployment per region.
+
+    python -m jobs.ingest --region us-east-1 --properties conf/local/application_properties.json
+
+On Managed Service for Apache Flink no flags are given: properties come from
+/etc/flink/application_properties.json and the connector jar from the application's run options.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # lets `python jobs/ingest.py` work as Managed Flink runs it
+    sys.path.insert(0, str(ROOT))
+
+from conf.settings import ConfigError, MANAGED_FLINK_PROPERTIES, groups_from_properties, settings_from_groups  # noqa: E402
+
+DEFAULT_JAR = ROOT / "target" / "homeflow-connectors.jar"
+PACKAGED_JAR = ROOT / "lib" / "homeflow-connectors.jar"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m jobs.ingest", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--region", help="this deployment's region (overrides homeflow.job/region)")
+    p.add_argument("--properties", help=f"properties file (default: {MANAGED_FLINK_PROPERTIES})")
+    p.add_argument("--jar", help="connector uber-jar (default: lib/ in a package, else target/)")
+    p.add_argument("--checkpoint-dir", help="checkpoint storage URI, e.g. file:///tmp/homeflow-ckpt")
+    p.add_argument("--restore", help="savepoint/checkpoint path to start from")
+    p.add_argument("--validate-only", action="store_true", help="check the properties and exit")
+    return p.parse_args(argv)
+
+
+def _export_python_path() -> None:
+    """THREAD mode embeds CPython in the JVM (pemja); that interpreter starts from the base
+    installation, so it must be told where this virtualenv's packages and our modules are."""
+    import site
+    paths = [str(ROOT), *site.getsitepackages()]
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = Path(args.properties) if args.properties else MANAGED_FLINK_PROPERTIES
+    try:
+        groups = groups_from_properties(json.loads(path.read_text()), str(path))
+        if args.region:
+            groups.setdefault("homeflow.job", {})["region"] = args.region
+        settings = settings_from_groups(groups)
+    except FileNotFoundError:
+        print(f"error: {path}: properties file not found", file=sys.stderr)
+        return 2
+    except (ConfigError, ValueError) as e:
+        print(f"error: bad configuration: {e}", file=sys.stderr)
+        return 2
+    if args.validate_only:
+        print(f"ok: {path} is valid for region {settings.job.region}")
+        return 0
+
+    from connectors.aws import export_credentials_for_jvm
+    export_credentials_for_jvm(settings.aws)  # before the JVM starts
+    _export_python_path()
+
+    from pyflink.common import Configuration
+    from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+    from jobs.graph import build
+
+    conf = Configuration()
+    jar = Path(args.jar) if args.jar else (PACKAGED_JAR if PACKAGED_JAR.exists() else DEFAULT_JAR)
+    on_managed_flink = not args.properties and MANAGED_FLINK_PROPERTIES.exists()
+    if not on_managed_flink:
+        if not jar.exists():
+            print(f"error: connector jar {jar} not found; build it with `mvn -q package`", file=sys.stderr)
+            return 2
+        conf.set_string("pipeline.jars", jar.resolve().as_uri())
+        # The Python workers must use this interpreter (the virtualenv), not `python` on PATH.
+        conf.set_string("python.executable", sys.executable)
+        conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("python.execution-mode", settings.job.python_execution_mode)
+    if args.checkpoint_dir:
+        conf.set_string("state.checkpoints.dir", args.checkpoint_dir)
+        conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if args.restore:
+        conf.set_string("execution.savepoint.path", args.restore)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(settings.job.parallelism)
+    env.enable_checkpointing(settings.job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    build(env, settings, groups)
+    env.execute(f"homeflow-{settings.job.region}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
