@@ -48,7 +48,15 @@ def cmd_produce(args) -> int:
 def cmd_query(args) -> int:
     from cli.query import summary
     s = _settings(args)
-    rows = summary(s, [args.region] if args.region else list(s.job.regions))
+    regions = [args.region] if args.region else list(s.job.regions)
+    if args.engine == "duckdb":
+        from connectors.duckdb_reader import count_rows
+        print(f"{'home':12} {'rows':>8} {'distinct event_ids':>19}   (DuckDB iceberg_scan on the DynamoDB pointer)")
+        for r in regions:
+            n, d = count_rows(s, r)
+            print(f"{r:12} {n:>8} {d:>19}")
+        return 0
+    rows = summary(s, regions)
     print(f"{'table':34} {'home':12} {'rows':>8} {'keys':>6} {'snapshots':>9}")
     for r in rows:
         print(f"{r['table']:34} {r['home']:12} {r['rows']:>8} {r['keys']:>6} {r['snapshots']:>9}")
@@ -104,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("query", help="count lake rows per home-region table (pyiceberg)")
     sp.add_argument("--region", help="only this home region's table")
+    sp.add_argument("--engine", choices=["pyiceberg", "duckdb"], default="pyiceberg",
+                    help="reader: pyiceberg through the DynamoDB catalog, or DuckDB's own Iceberg scan")
     sp.set_defaults(func=cmd_query)
 
     sp = sub.add_parser("routes", help="show, set or remap the routing table in DynamoDB")

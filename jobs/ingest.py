@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as e:
         print(f"error: bad configuration: {e}", file=sys.stderr)
         return 2
+    print(f"homeflow: code from {ROOT}, region {settings.job.region}", flush=True)
     if args.validate_only:
         print(f"ok: {path} is valid for region {settings.job.region}")
         return 0

@@ -1,0 +1,68 @@
+"""Start and stop regional jobs as separate processes, each on its own Flink minicluster."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cli.paths import LOCAL_PROPERTIES, ROOT, SANDBOX_DIR
+
+
+@dataclass
+class JobProcess:
+    region: str
+    proc: subprocess.Popen
+    log: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def start_job(region: str, properties: Path = LOCAL_PROPERTIES, log_dir: Path = SANDBOX_DIR / "logs",
+              extra_args: list[str] | None = None, cwd: Path = ROOT, module_or_script: list[str] | None = None,
+              env_extra: dict[str, str] | None = None) -> JobProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    flink_logs = log_dir / f"flink-{region}"
+    flink_logs.mkdir(exist_ok=True)
+    env = dict(os.environ, FLINK_LOG_DIR=str(flink_logs), PYTHONUNBUFFERED="1", **(env_extra or {}))
+    log = log_dir / f"job-{region}.out"
+    argv = [sys.executable, *(module_or_script or ["-m", "jobs.ingest"]),
+            "--region", region, "--properties", str(properties), *(extra_args or [])]
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    return JobProcess(region, proc, log)
+
+
+def wait_until(predicate, timeout: float, interval: float = 1.0, jobs: list[JobProcess] = (),
+               what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        for j in jobs:
+            if not j.alive():
+                raise RuntimeError(f"job {j.region} exited ({j.proc.returncode}) while waiting for {what}:\n{j.tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

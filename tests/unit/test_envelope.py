@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from udfs.envelope import Envelope, Rejection, parse
+
+REGIONS = frozenset({"us-east-1", "eu-west-1"})
+
+
+def good(**over):
+    doc = {"event_id": "e1", "key": "k1", "ts": 1700000000000, "origin": "us-east-1",
+           "hops": 0, "epoch": 0, "payload": {"a": 1}}
+    doc.update(over)
+    return json.dumps(doc).encode()
+
+
+def test_parses_a_good_envelope_and_round_trips():
+    env = parse(good(), REGIONS)
+    assert isinstance(env, Envelope)
+    assert (env.event_id, env.key, env.ts, env.origin, env.payload) == ("e1", "k1", 1700000000000, "us-east-1", {"a": 1})
+    assert parse(env.to_json().encode(), REGIONS) == env
+
+
+def test_forwarded_increments_hops_and_sets_epoch():
+    env = parse(good(hops=1, epoch=3), REGIONS)
+    fwd = env.forwarded(7)
+    assert (fwd.hops, fwd.epoch, fwd.event_id) == (2, 7, "e1")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"{not json", "malformed-json"),
+    (b"\xff\xfe\x00garbage", "malformed-json"),
+    (b"[1, 2]", "malformed-json"),
+    (good(event_id=None), "missing-event-id"),
+    (good(event_id=""), "missing-event-id"),
+    (good(key=None), "missing-key"),
+    (good(key=5), "wrong-type"),
+    (good(ts="yesterday"), "wrong-type"),
+    (good(ts=True), "wrong-type"),
+    (good(ts=-1), "wrong-type"),
+    (good(hops=-1), "wrong-type"),
+    (good(epoch="1"), "wrong-type"),
+    (good(origin="mars-north-1"), "unknown-region"),
+    (good(origin=7), "wrong-type"),
+])
+def test_rejects_bad_input_with_its_reason(raw, reason):
+    r = parse(raw, REGIONS)
+    assert isinstance(r, Rejection), r
+    assert r.reason == reason
+    assert r.detail
+
+
+def test_rejects_oversized_before_parsing():
+    raw = good(payload="x" * 2000)
+    assert parse(raw, REGIONS, max_bytes=1000).reason == "oversized"
+    assert isinstance(parse(raw, REGIONS, max_bytes=len(raw)), Envelope)

@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.paths import LOCAL_PROPERTIES, ROOT
+from conf.settings import ConfigError, groups_from_properties, load, settings_from_groups
+
+
+def groups():
+    return groups_from_properties(json.loads(LOCAL_PROPERTIES.read_text()), "local")
+
+
+def test_local_properties_are_valid():
+    s = load(LOCAL_PROPERTIES)
+    assert s.job.region == "us-east-1" and "eu-west-1" in s.job.remote_regions
+    assert s.lake.table_name("eu-west-1") == "events_eu_west_1"
+
+
+@pytest.mark.parametrize("path, value, needle", [
+    ("homeflow.job/checkpoint.interval.ms", "soon", "homeflow.job/checkpoint.interval.ms: must be an integer"),
+    ("homeflow.job/parallelism", "0", "homeflow.job/parallelism: must be in 1..256"),
+    ("homeflow.job/region", "moon-1", "homeflow.job/region: not an AWS region"),
+    ("homeflow.job/region", "us-west-2", "homeflow.job/region: 'us-west-2' is not in homeflow.job/regions"),
+    ("homeflow.job/python.execution.mode", "fork", "homeflow.job/python.execution.mode: must be one of"),
+    ("homeflow.job/dedup.ttl.hours", "1", "homeflow.job/dedup.ttl.hours: must be in 24.."),
+    ("homeflow.aws/endpoint", "localhost:4566", "homeflow.aws/endpoint: must be an http(s) URL"),
+    ("homeflow.streams/initial.position", "MIDDLE", "homeflow.streams/initial.position"),
+    ("homeflow.streams/forward", "homeflow-ingest", "must differ"),
+    ("homeflow.job/paralelism", "2", "homeflow.job/paralelism: unknown property"),
+    ("homeflow.jbo/region", "us-east-1", "homeflow.jbo: unknown property group"),
+])
+def test_bad_property_is_named(path, value, needle):
+    with pytest.raises(ConfigError) as e:
+        settings_from_groups(groups(), {path: value})
+    assert needle in str(e.value)
+
+
+def test_missing_required_property_is_named():
+    g = groups()
+    del g["homeflow.job"]["regions"]
+    with pytest.raises(ConfigError, match="homeflow.job/regions: required property is missing"):
+        settings_from_groups(g)
+
+
+def test_not_a_properties_list(tmp_path):
+    p = tmp_path / "p.json"
+    p.write_text('{"homeflow.job": {}}')
+    with pytest.raises(ConfigError, match="must be a JSON list"):
+        load(p)
+
+
+def test_job_entry_point_fails_at_start_naming_the_key(tmp_path):
+    doc = json.loads(LOCAL_PROPERTIES.read_text())
+    doc[0]["PropertyMap"]["max.hops"] = "many"
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(doc))
+    r = subprocess.run([sys.executable, "-m", "jobs.ingest", "--properties", str(p)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "homeflow.job/max.hops: must be an integer" in r.stderr
+    ok = subprocess.run([sys.executable, "-m", "jobs.ingest", "--properties", str(LOCAL_PROPERTIES),
+                         "--region", "eu-west-1", "--validate-only"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "valid for region eu-west-1" in ok.stdout
+
+
+def test_aws_example_is_valid_and_has_run_options():
+    s = load(ROOT / "conf" / "aws" / "us-east-1.json")
+    assert s.aws.endpoint is None and s.job.parallelism == 4
