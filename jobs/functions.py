@@ -164,7 +164,6 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self.has_waiting = ctx.get_state(ValueStateDescriptor("has-waiting", Types.BOOLEAN()))
         self.tags = {r: forward_tag(r) for r in self.regions if r != self.region}
         self.metrics = _Counters(ctx, "homeflow_")
-        self._table_json: str | None = None
         self._table: RoutingTable | None = None
         self._waiting_now = 0
         group = ctx.get_metrics_group().add_group(METRIC_GROUP)
@@ -174,12 +173,13 @@ class RouterFunction(KeyedBroadcastProcessFunction):
     # -- routing table (broadcast side)
 
     def _current(self, ctx) -> RoutingTable | None:
-        text = ctx.get_broadcast_state(ROUTING_STATE).get(ROUTING_KEY)
-        if text is None:
-            return None
-        if text != self._table_json:  # parse once per version, not per record
-            self._table = RoutingTable.from_json(text, frozenset(self.regions))
-            self._table_json = text
+        # Broadcast state only changes in process_broadcast_element of this same instance, which
+        # refreshes the cache; read the state itself only when the cache is empty (after a
+        # restore from checkpoint, where the restored table is in state but not yet cached).
+        if self._table is None:
+            text = ctx.get_broadcast_state(ROUTING_STATE).get(ROUTING_KEY)
+            if text is not None:
+                self._table = RoutingTable.from_json(text, frozenset(self.regions))
         return self._table
 
     def process_broadcast_element(self, value: str, ctx):
@@ -196,6 +196,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             log.error("router kept its table: %s", reason)
             return
         state.put(ROUTING_KEY, value)
+        self._table = table
 
     # -- records (keyed side)
 
@@ -230,20 +231,30 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self.has_waiting.clear()
 
     def _route(self, r: Row, table: RoutingTable):
-        env = _envelope(r)
-        d = decide(env, table, self.region, self.max_hops)
+        # Hot path: decide on the row's fields; the payload stays an opaque JSON string unless the
+        # record has to be re-serialized (forward or dead letter).
+        d = decide(_RowView(r), table, self.region, self.max_hops)
         if d.action == HOME:
-            if self.seen.contains(env.event_id):
+            event_id = r[1]
+            if self.seen.contains(event_id):
                 self.metrics.inc("dedup_dropped")
                 return
-            self.seen.put(env.event_id, True)
+            self.seen.put(event_id, True)
             self.metrics.inc("records_home")
-            yield Row(env.event_id, env.key, env.ts, env.ts,
-                      env.origin, env.hops, env.epoch, self.region, r[6], r[7])
+            yield Row(event_id, r[0], r[2], r[2], r[3], r[4], r[5], self.region, r[6], r[7])
         elif d.action == FORWARD:
             self.metrics.inc(f"records_forwarded_{d.region.replace('-', '_')}")
-            yield self.tags[d.region], Row(env.key, env.forwarded(table.epoch).to_json())
+            yield self.tags[d.region], Row(r[0], _envelope(r).forwarded(table.epoch).to_json())
         else:
             self.metrics.inc(f"dead_letter_{d.reason.replace('-', '_')}")
             yield DEAD_LETTER_TAG, Row(d.reason, dead_letter(
-                env.to_json(), d.reason, d.detail, self.region, _now_ms(), r[7]))
+                _envelope(r).to_json(), d.reason, d.detail, self.region, _now_ms(), r[7]))
+
+
+class _RowView:
+    """The fields `decide` reads, straight from a PARSED row."""
+
+    __slots__ = ("key", "hops", "epoch")
+
+    def __init__(self, r: Row):
+        self.key, self.hops, self.epoch = r[0], r[4], r[5]
