@@ -37,6 +37,7 @@ class StreamSettings:
     forward: str
     dead_letter: str
     initial_position: str  # TRIM_HORIZON | LATEST
+    forward_ordering: str  # key (order-preserving sink) | none (the connector's stock sink)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "forward": (_name, "homeflow-forward"),
         "dead.letter": (_name, "homeflow-dead-letter"),
         "initial.position": (_choice("TRIM_HORIZON", "LATEST"), "TRIM_HORIZON"),
+        "forward.ordering": (_choice("key", "none"), "key"),
     },
     "homeflow.lake": {
         "catalog.table": (_name, "homeflow-catalog"),
@@ -232,7 +234,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
             routing_table=j["routing.table"], routing_poll_ms=j["routing.poll.ms"],
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
-        streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"]),
+        streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],
+                               s["forward.ordering"]),
         lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"]),
     )
 

@@ -50,7 +50,8 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
     iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
     for remote in job.remote_regions:
         homed.get_side_output(forward_tag(remote)) \
-            .sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward)) \
+            .sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward,
+                                 key_ordered=settings.streams.forward_ordering == "key")) \
             .uid(f"forward-{remote}").name(f"forward-{remote}")
     parsed.get_side_output(DEAD_LETTER_TAG) \
         .union(homed.get_side_output(DEAD_LETTER_TAG), tables.get_side_output(DEAD_LETTER_TAG)) \
