@@ -7,16 +7,19 @@ built here through the Java gateway.
 from __future__ import annotations
 
 from pyflink.common import Types
+from pyflink.datastream import DataStream, KeyedStream
 from pyflink.datastream.connectors import Sink, Source
 from pyflink.java_gateway import get_gateway
 
 from conf.settings import AwsSettings
 
-# Row(stream, shard_id, seq, data) emitted by dev.homeflow.flink.KinesisRecordRowSchema
+# Row(stream, shard_id, seq, data): a Kinesis record with its original bytes
 SOURCE_ROW = Types.ROW_NAMED(
     ["stream", "shard_id", "seq", "data"],
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
+# Row(business_key, SOURCE_ROW) emitted by dev.homeflow.flink.KeyedKinesisRecordSchema
+KEYED_SOURCE_ROW = Types.ROW([Types.STRING(), SOURCE_ROW])
 # Row(partition_key, data) consumed by the sink
 SINK_ROW = Types.ROW_NAMED(["partition_key", "data"], [Types.STRING(), Types.STRING()])
 
@@ -48,10 +51,20 @@ def source(region: str, aws: AwsSettings, stream: str, initial_position: str) ->
         jvm.org.apache.flink.connector.kinesis.source.KinesisStreamsSource.builder()
         .setStreamArn(stream_arn(region, aws, stream))
         .setSourceConfig(conf)
-        .setDeserializationSchema(jvm.dev.homeflow.flink.KinesisRecordRowSchema())
+        .setDeserializationSchema(jvm.dev.homeflow.flink.KeyedKinesisRecordSchema())
         .build()
     )
     return Source(j_source)
+
+
+def key_by_business_key(keyed_rows: DataStream) -> KeyedStream:
+    """Key a stream of KEYED_SOURCE_ROW in Java, in exactly the form PyFlink's own key_by builds
+    (a Row(key, value) stream keyed on field 0), but without its Python key-selector operator:
+    the key was already extracted by the Java deserializer."""
+    jvm = get_gateway().jvm
+    j_keyed = keyed_rows._j_data_stream.keyBy(
+        jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(j_keyed, SOURCE_ROW, keyed_rows)
 
 
 def sink(region: str, aws: AwsSettings, stream: str, key_ordered: bool = True) -> Sink:

@@ -19,7 +19,7 @@ from pyflink.datastream.state import (ListStateDescriptor, MapStateDescriptor, S
 from jobs import rows
 from udfs import envelope as env_mod
 from udfs.dead_letter import dead_letter
-from udfs.envelope import Envelope, Rejection
+from udfs.envelope import Rejection
 from udfs.router import FORWARD, HOME, decide
 from udfs.routing_table import RoutingTable, RoutingTableError, accept
 
@@ -52,36 +52,6 @@ class _Counters:
         if c is None:
             c = self._counters[name] = self._group.counter(f"{self._prefix}{name}")
         c.inc(n)
-
-
-class ParseFunction(ProcessFunction):
-    """Kinesis Row(stream, shard_id, seq, data) -> PARSED row, or a dead letter with a reason."""
-
-    def __init__(self, region: str, regions: Iterable[str], max_record_bytes: int):
-        self.region = region
-        self.regions = frozenset(regions)
-        self.max_record_bytes = max_record_bytes
-
-    def open(self, ctx: RuntimeContext) -> None:
-        self.metrics = _Counters(ctx, "homeflow_")
-
-    def process_element(self, value: Row, ctx: ProcessFunction.Context):
-        stream, shard, seq, data = value[0], value[1], value[2], value[3]
-        source = f"{stream.rsplit('/', 1)[-1]}/{shard}/{seq}"
-        parsed = env_mod.parse(bytes(data), self.regions, self.max_record_bytes)
-        if isinstance(parsed, Rejection):
-            self.metrics.inc(f"dead_letter_{parsed.reason.replace('-', '_')}")
-            yield DEAD_LETTER_TAG, Row(parsed.reason, dead_letter(
-                bytes(data), parsed.reason, parsed.detail, self.region, _now_ms(), source))
-            return
-        payload = None if parsed.payload is None else json.dumps(parsed.payload, separators=(",", ":"))
-        yield Row(parsed.key, parsed.event_id, parsed.ts, parsed.origin, parsed.hops, parsed.epoch,
-                  payload, source)
-
-
-def _envelope(r: Row) -> Envelope:
-    return Envelope(event_id=r[1], key=r[0], ts=r[2], origin=r[3], hops=r[4], epoch=r[5],
-                    payload=None if r[6] is None else json.loads(r[6]))
 
 
 class RoutingFeedFunction(ProcessFunction):
@@ -146,11 +116,14 @@ class RouterFunction(KeyedBroadcastProcessFunction):
     * disagreements that cannot be resolved by a newer epoch go to the dead-letter stream.
     """
 
-    def __init__(self, region: str, regions: Iterable[str], max_hops: int, dedup_ttl_ms: int):
+    def __init__(self, region: str, regions: Iterable[str], max_hops: int, dedup_ttl_ms: int,
+                 max_record_bytes: int):
         self.region = region
         self.regions = tuple(regions)
+        self.known = frozenset(regions)
         self.max_hops = max_hops
         self.dedup_ttl_ms = dedup_ttl_ms
+        self.max_record_bytes = max_record_bytes
 
     def open(self, ctx: RuntimeContext) -> None:
         seen = MapStateDescriptor("seen-event-ids", Types.STRING(), Types.BOOLEAN())
@@ -160,7 +133,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
             .build())
         self.seen = ctx.get_map_state(seen)
-        self.waiting = ctx.get_list_state(ListStateDescriptor("waiting-for-table", rows.PARSED))
+        self.waiting = ctx.get_list_state(ListStateDescriptor("waiting-for-table", rows.SOURCE))
         self.has_waiting = ctx.get_state(ValueStateDescriptor("has-waiting", Types.BOOLEAN()))
         self.tags = {r: forward_tag(r) for r in self.regions if r != self.region}
         self.metrics = _Counters(ctx, "homeflow_")
@@ -230,31 +203,30 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self.waiting.clear()
         self.has_waiting.clear()
 
-    def _route(self, r: Row, table: RoutingTable):
-        # Hot path: decide on the row's fields; the payload stays an opaque JSON string unless the
-        # record has to be re-serialized (forward or dead letter).
-        d = decide(_RowView(r), table, self.region, self.max_hops)
+    def _route(self, raw: Row, table: RoutingTable):
+        """Parse one Kinesis record (Row(stream, shard_id, seq, data)) and send it on its way."""
+        data = bytes(raw[3])
+        source = f"{raw[0].rsplit('/', 1)[-1]}/{raw[1]}/{raw[2]}"
+        env = env_mod.parse(data, self.known, self.max_record_bytes)
+        if isinstance(env, Rejection):
+            self.metrics.inc(f"dead_letter_{env.reason.replace('-', '_')}")
+            yield DEAD_LETTER_TAG, Row(env.reason, dead_letter(
+                data, env.reason, env.detail, self.region, _now_ms(), source))
+            return
+        d = decide(env, table, self.region, self.max_hops)
         if d.action == HOME:
-            event_id = r[1]
-            if self.seen.contains(event_id):
+            if self.seen.contains(env.event_id):
                 self.metrics.inc("dedup_dropped")
                 return
-            self.seen.put(event_id, True)
+            self.seen.put(env.event_id, True)
             self.metrics.inc("records_home")
-            yield Row(event_id, r[0], r[2], r[2], r[3], r[4], r[5], self.region, r[6], r[7])
+            payload = None if env.payload is None else json.dumps(env.payload, separators=(",", ":"))
+            yield Row(env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, env.epoch, self.region,
+                      payload, source)
         elif d.action == FORWARD:
             self.metrics.inc(f"records_forwarded_{d.region.replace('-', '_')}")
-            yield self.tags[d.region], Row(r[0], _envelope(r).forwarded(table.epoch).to_json())
+            yield self.tags[d.region], Row(env.key, env.forwarded(table.epoch).to_json())
         else:
             self.metrics.inc(f"dead_letter_{d.reason.replace('-', '_')}")
             yield DEAD_LETTER_TAG, Row(d.reason, dead_letter(
-                _envelope(r).to_json(), d.reason, d.detail, self.region, _now_ms(), r[7]))
-
-
-class _RowView:
-    """The fields `decide` reads, straight from a PARSED row."""
-
-    __slots__ = ("key", "hops", "epoch")
-
-    def __init__(self, r: Row):
-        self.key, self.hops, self.epoch = r[0], r[4], r[5]
+                env.to_json(), d.reason, d.detail, self.region, _now_ms(), source))

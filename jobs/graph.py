@@ -9,8 +9,7 @@ from pyflink.java_gateway import get_gateway
 from conf.settings import Settings
 from connectors import iceberg_sink, kinesis
 from jobs import rows
-from jobs.functions import (DEAD_LETTER_TAG, ROUTING_STATE, ParseFunction, RouterFunction,
-                            RoutingFeedFunction, forward_tag)
+from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, RouterFunction, RoutingFeedFunction, forward_tag
 
 
 def _tick_source(period_ms: int) -> Source:
@@ -29,21 +28,20 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
 
     def kinesis_in(stream: str, uid: str):
         src = kinesis.source(region, settings.aws, stream, settings.streams.initial_position)
-        return env.from_source(src, no_wm, uid, type_info=kinesis.SOURCE_ROW).uid(uid).name(uid)
+        return env.from_source(src, no_wm, uid, type_info=kinesis.KEYED_SOURCE_ROW).uid(uid).name(uid)
 
-    raw = kinesis_in(settings.streams.ingest, "source-ingest").union(
+    records = kinesis_in(settings.streams.ingest, "source-ingest").union(
         kinesis_in(settings.streams.forward, "source-forward"))
-    parsed = raw.process(ParseFunction(region, job.regions, job.max_record_bytes),
-                         output_type=rows.PARSED).uid("parse").name("parse")
 
     ticks = env.from_source(_tick_source(job.routing_poll_ms), no_wm, "routing-ticks",
                             type_info=Types.LONG()).uid("routing-ticks").set_parallelism(1)
     tables = ticks.process(RoutingFeedFunction(settings_doc), output_type=Types.STRING()) \
         .uid("routing-feed").name("routing-feed").set_parallelism(1)
 
-    homed = (parsed.key_by(lambda r: r[0], key_type=Types.STRING())
+    homed = (kinesis.key_by_business_key(records)
              .connect(tables.broadcast(ROUTING_STATE))
-             .process(RouterFunction(region, job.regions, job.max_hops, job.dedup_ttl_hours * 3_600_000),
+             .process(RouterFunction(region, job.regions, job.max_hops, job.dedup_ttl_hours * 3_600_000,
+                                     job.max_record_bytes),
                       output_type=rows.LAKE)
              .uid("router").name("router"))
 
@@ -53,7 +51,6 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
             .sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward,
                                  key_ordered=settings.streams.forward_ordering == "key")) \
             .uid(f"forward-{remote}").name(f"forward-{remote}")
-    parsed.get_side_output(DEAD_LETTER_TAG) \
-        .union(homed.get_side_output(DEAD_LETTER_TAG), tables.get_side_output(DEAD_LETTER_TAG)) \
+    homed.get_side_output(DEAD_LETTER_TAG).union(tables.get_side_output(DEAD_LETTER_TAG)) \
         .sink_to(kinesis.sink(region, settings.aws, settings.streams.dead_letter)) \
         .uid("dead-letter").name("dead-letter")

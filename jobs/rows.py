@@ -1,12 +1,7 @@
 """Row types passed between the job's operators (PyFlink type information)."""
 from pyflink.common import Types
 
-# After parse: field 0 is the business key (the key_by field).
-PARSED = Types.ROW_NAMED(
-    ["key", "event_id", "ts", "origin", "hops", "epoch", "payload", "source"],
-    [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.INT(), Types.LONG(),
-     Types.STRING(), Types.STRING()],
-)
+from connectors.kinesis import SOURCE_ROW as SOURCE  # noqa: E402  (records as read: original bytes)
 # Home records, in the Iceberg table's column order (connectors/lake_schema.py); event_time is
 # epoch ms here and becomes a timestamp in dev.homeflow.flink.RowToRowData.
 LAKE = Types.ROW_NAMED(

@@ -1,6 +1,8 @@
-"""Router benchmark: the real parse + key_by + router operators on the Flink minicluster with
-generated input and discarding sinks (no emulators), next to a bare PyFlink keyed pass-through,
-in the same run, for THREAD and PROCESS execution modes.
+"""Router benchmark: the job's keying and router operator (parse, dedup, route) on the Flink
+minicluster with generated input and discarding sinks (no emulators), next to a bare PyFlink
+keyed pass-through (Python key_by + ValueState + emit), in the same run, for THREAD and PROCESS
+execution modes. The router's stream is keyed in Java from the key the source schema extracts,
+as in the job; the baseline uses PyFlink's ordinary Python key_by.
 
     .venv/bin/python scripts/bench_router.py [--records 100000] [--repeat 3] [--modes thread,process]
 
@@ -44,13 +46,13 @@ def run_one(kind: str, mode: str, records: int, keys: int, rate: float, out: str
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     jvm = get_gateway().jvm
-    from connectors.kinesis import SOURCE_ROW
+    from connectors.kinesis import KEYED_SOURCE_ROW, key_by_business_key
     ratelimit = jvm.org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy
     gen = jvm.org.apache.flink.connector.datagen.source.DataGeneratorSource(
         jvm.dev.homeflow.bench.EnvelopeGenerator(keys, REGIONS[0]), records,
         ratelimit.perSecond(rate) if rate else ratelimit.noOp(),
-        jvm.dev.homeflow.flink.KinesisRecordRowSchema.TYPE)
-    src = env.from_source(Source(gen), WatermarkStrategy.no_watermarks(), "gen", type_info=SOURCE_ROW)
+        jvm.dev.homeflow.flink.KeyedKinesisRecordSchema.TYPE)
+    src = env.from_source(Source(gen), WatermarkStrategy.no_watermarks(), "gen", type_info=KEYED_SOURCE_ROW)
 
     def latency_sink(ts_field: int) -> Sink:
         return Sink(jvm.dev.homeflow.bench.LatencySink(ts_field, out))
@@ -62,26 +64,25 @@ def run_one(kind: str, mode: str, records: int, keys: int, rate: float, out: str
 
             def process_element(self, r, ctx):
                 self.count.update((self.count.value() or 0) + 1)
-                yield Row(ctx.get_current_key(), int(r[1]))
+                yield Row(ctx.get_current_key(), int(r[1][1]))
 
-        (src.key_by(lambda r: str(int(r[2]) % keys), key_type=Types.STRING())
+        (src.key_by(lambda r: r[0], key_type=Types.STRING())
             .process(PassThrough(), output_type=Types.ROW([Types.STRING(), Types.LONG()]))
             .sink_to(latency_sink(1)))
     else:
         from jobs import rows
-        from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, ParseFunction, RouterFunction, forward_tag
+        from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, RouterFunction, forward_tag
         from udfs.routing_table import RegionEntry, RoutingTable
         # Every key homed here, so every record reaches the measured lake output.
         table = RoutingTable(1, {REGIONS[0]: RegionEntry(1), REGIONS[1]: RegionEntry(1, "DOWN")})
         tables = env.from_collection([table.to_json()], type_info=Types.STRING())
-        parsed = src.process(ParseFunction(REGIONS[0], REGIONS, 262144), output_type=rows.PARSED)
-        homed = (parsed.key_by(lambda r: r[0], key_type=Types.STRING())
+        homed = (key_by_business_key(src)
                  .connect(tables.broadcast(ROUTING_STATE))
-                 .process(RouterFunction(REGIONS[0], REGIONS, 2, 24 * 3_600_000), output_type=rows.LAKE))
+                 .process(RouterFunction(REGIONS[0], REGIONS, 2, 24 * 3_600_000, 262144), output_type=rows.LAKE))
         homed.sink_to(latency_sink(3))
         discard = jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink
         homed.get_side_output(forward_tag(REGIONS[1])).sink_to(Sink(discard()))
-        parsed.get_side_output(DEAD_LETTER_TAG).union(homed.get_side_output(DEAD_LETTER_TAG)).sink_to(Sink(discard()))
+        homed.get_side_output(DEAD_LETTER_TAG).sink_to(Sink(discard()))
     env.execute(f"bench-{kind}-{mode}")
 
 

@@ -66,6 +66,23 @@ class Sandbox:
         sandbox.stop(self.settings, self.state)
 
 
+def latest_checkpoint(root: Path) -> Path:
+    """The newest completed checkpoint (a chk-N with _metadata) under a checkpoint directory."""
+    chks = [p for p in root.glob("*/chk-*") if (p / "_metadata").exists()]
+    assert chks, f"no completed checkpoint under {root}"
+    return max(chks, key=lambda p: (p / "_metadata").stat().st_mtime)
+
+
+def first_commit_index(settings, region) -> dict[str, int]:
+    """event_id -> index of the first snapshot (in commit order) whose table state contains it."""
+    table = lake.load_table(settings, region)
+    out: dict[str, int] = {}
+    for i, snap in enumerate(sorted(table.metadata.snapshots, key=lambda s: s.sequence_number)):
+        for eid in table.scan(snapshot_id=snap.snapshot_id, selected_fields=("event_id",)).to_arrow()["event_id"].to_pylist():
+            out.setdefault(eid, i)
+    return out
+
+
 @pytest.fixture(scope="session")
 def two_regions(tmp_path_factory):
     sb = Sandbox(tmp_path_factory.mktemp("two-regions"), 4590, ["us-east-1", "eu-west-1"]).up()

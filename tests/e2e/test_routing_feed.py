@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,17 +12,11 @@ from cli import routes
 from cli.jobrunner import start_job, wait_until
 from cli.produce import events, put
 from connectors.routing_store import ITEM_KEY, RoutingStore
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, latest_checkpoint
 from udfs.envelope import Envelope
 
 pytestmark = pytest.mark.e2e
 LIVE_CHANGE_BOUND_S = 5.0
-
-
-def _latest_checkpoint(root: Path) -> Path:
-    chks = [p for p in root.glob("*/chk-*") if (p / "_metadata").exists()]
-    assert chks, f"no completed checkpoint under {root}"
-    return max(chks, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])))
 
 
 def test_records_wait_for_the_table_and_the_table_survives_a_crash(tmp_path):
@@ -50,7 +43,7 @@ def test_records_wait_for_the_table_and_the_table_survives_a_crash(tmp_path):
         # Let a checkpoint complete with the table in broadcast state, then crash hard.
         time.sleep(4)
         job.stop(signal.SIGKILL)
-        restore = _latest_checkpoint(ckpt)
+        restore = latest_checkpoint(ckpt)
         store.ddb.delete_item(TableName=store.table, Key=ITEM_KEY)
 
         job2 = start_job("us-east-1", sb.properties, tmp_path / "logs2",

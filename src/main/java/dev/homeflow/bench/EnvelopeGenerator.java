@@ -5,7 +5,7 @@ import org.apache.flink.connector.datagen.source.GeneratorFunction;
 import org.apache.flink.types.Row;
 
 /**
- * Benchmark input shaped like the Kinesis source's rows: Row(stream, shard_id, seq, data) where
+ * Benchmark input shaped like the job's keyed source rows: Row(key, Row(stream, shard_id, seq, data)) where
  * data is an envelope whose ts is the generation time, so sinks can measure latency. The
  * generation time is also put in shard_id, so a pass-through baseline can report latency
  * without parsing JSON.
@@ -26,6 +26,7 @@ public final class EnvelopeGenerator implements GeneratorFunction<Long, Row> {
         String json = "{\"event_id\":\"e-" + i + "\",\"key\":\"key-" + (i % keys) + "\",\"ts\":"
                 + now + ",\"origin\":\"" + origin
                 + "\",\"hops\":0,\"epoch\":0,\"payload\":{\"seq\":" + i + "}}";
-        return Row.of("bench", Long.toString(now), Long.toString(i), json.getBytes(StandardCharsets.UTF_8));
+        Row record = Row.of("bench", Long.toString(now), Long.toString(i), json.getBytes(StandardCharsets.UTF_8));
+        return Row.of("key-" + (i % keys), record);
     }
 }

@@ -1,0 +1,56 @@
+package dev.homeflow.flink;
+
+import java.io.IOException;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.connector.kinesis.source.serialization.KinesisDeserializationSchema;
+import org.apache.flink.kinesis.shaded.software.amazon.awssdk.services.kinesis.model.Record;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.Collector;
+
+/**
+ * Emits Row(business_key, Row(stream, shard_id, seq, data)): the shape PyFlink's key_by produces
+ * internally, so the job can key the stream in Java (DataStream.keyBy on field 0) and save a
+ * Python operator on every record. The key is the envelope's top-level "key" string, read with
+ * a streaming JSON parser; records without one get the key "" and are dead-lettered by the router,
+ * which validates the whole envelope.
+ */
+public final class KeyedKinesisRecordSchema implements KinesisDeserializationSchema<Row> {
+    private static final long serialVersionUID = 1L;
+    private static final JsonFactory JSON = new JsonFactory();
+
+    public static final TypeInformation<Row> TYPE = Types.ROW(Types.STRING, KinesisRecordRowSchema.TYPE);
+
+    @Override
+    public void deserialize(Record record, String stream, String shardId, Collector<Row> out) {
+        byte[] data = record.data().asByteArray();
+        out.collect(Row.of(businessKey(data), Row.of(stream, shardId, record.sequenceNumber(), data)));
+    }
+
+    static String businessKey(byte[] data) {
+        try (JsonParser p = JSON.createParser(data)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                return "";
+            }
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String name = p.getCurrentName();
+                JsonToken value = p.nextToken();
+                if ("key".equals(name)) {
+                    return value == JsonToken.VALUE_STRING ? p.getText() : "";
+                }
+                p.skipChildren();
+            }
+        } catch (IOException | RuntimeException e) {
+            return "";
+        }
+        return "";
+    }
+
+    @Override
+    public TypeInformation<Row> getProducedType() {
+        return TYPE;
+    }
+}
