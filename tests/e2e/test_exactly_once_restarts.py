@@ -25,15 +25,15 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
     sb = Sandbox(tmp_path, 4596, ["us-east-1"]).up()
     ckpt = tmp_path / "ckpt"
     rng = random.Random(2024)
-    evs = list(events("us-east-1", 2400, 30, seed=909))
+    evs = list(events("us-east-1", 3000, 30, seed=909))
     stop_producing = threading.Event()
 
     def produce():
-        for i in range(0, len(evs), 40):  # ~24 s of traffic
+        for i in range(0, len(evs), 25):  # ~60 s of traffic, spanning every kill
             if stop_producing.is_set():
                 return
-            put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in evs[i:i + 40]])
-            time.sleep(0.4)
+            put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in evs[i:i + 25]])
+            time.sleep(0.5)
 
     producer = threading.Thread(target=produce, daemon=True)
     try:
@@ -42,10 +42,16 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
         producer.start()
         kills = []
+        restored_at = 0.0
         for k in range(1, KILLS + 1):
-            time.sleep(rng.uniform(3, 7))
+            # Kill only a job that is running: it has completed a checkpoint of its own since its
+            # start (so it read, routed and committed), then at a random point after that.
+            wait_until(lambda: (latest_checkpoint(ckpt) / "_metadata").stat().st_mtime > restored_at,
+                       180, 0.5, [job], f"a checkpoint of run {k}")
+            time.sleep(rng.uniform(0.5, 4))
             job.stop(signal.SIGKILL)
             restore = latest_checkpoint(ckpt)
+            restored_at = time.time()
             kills.append(restore.name)
             job = start_job("us-east-1", sb.properties, tmp_path / f"logs-{k}",
                             extra_args=["--checkpoint-dir", ckpt.as_uri(), "--restore", restore.as_uri()])
@@ -69,6 +75,7 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         table = lake.load_table(sb.settings, "us-east-1")
         summaries = [s.summary for s in table.metadata.snapshots]
         assert all(s and s.additional_properties.get("flink.max-committed-checkpoint-id") for s in summaries)
+        assert len(set(kills)) == KILLS, f"each kill must come after fresh progress: {kills}"
         print(f"\n{KILLS} kills, restored from {kills}; {len(ids)} events once; {len(summaries)} snapshots")
     finally:
         stop_producing.set()
