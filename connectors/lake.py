@@ -38,11 +38,12 @@ def s3_properties(settings: Settings, region: str) -> dict[str, str]:
     return props
 
 
-def catalog(settings: Settings, home_region: str) -> Catalog:
-    """The catalog holding `home_region`'s table: its pointer table lives in that region."""
+def catalog(settings: Settings, home_region: str, via_region: str | None = None) -> Catalog:
+    """The catalog holding `home_region`'s table. Its pointer item is written only in that region;
+    `via_region` reads another region's replica of the catalog table (global-table replication)."""
     return _DynamoDbCatalog(
         f"homeflow-{home_region}",
-        aws.client("dynamodb", home_region, settings.aws),
+        aws.client("dynamodb", via_region or home_region, settings.aws),
         settings.lake.catalog_table,
         warehouse=settings.lake.warehouse(home_region),
         **s3_properties(settings, home_region),
@@ -70,9 +71,9 @@ def ensure_table(settings: Settings, home_region: str) -> Table:
         return cat.load_table(ident)
 
 
-def load_table(settings: Settings, home_region: str) -> Table | None:
+def load_table(settings: Settings, home_region: str, via_region: str | None = None) -> Table | None:
     try:
-        return catalog(settings, home_region).load_table(identifier(settings, home_region))
+        return catalog(settings, home_region, via_region).load_table(identifier(settings, home_region))
     except NoSuchTableError:
         return None
 

@@ -57,6 +57,10 @@ class Sandbox:
         wait_until(lambda: all(canaries[r] in self.lake_ids(r) for r in regions), 240, 1.0, self.jobs,
                    "canary commits")
 
+    def clients_ddb(self, region):
+        from connectors import aws
+        return aws.client("dynamodb", region, self.settings.aws)
+
     def lake_ids(self, region) -> list[str]:
         return lake.read_rows(self.settings, region, ("event_id",))["event_id"].to_pylist()
 

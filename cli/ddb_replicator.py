@@ -1,0 +1,110 @@
+"""A DynamoDB "global table" replicator for the sandbox, reproducing the default (multi-region
+eventual consistency) mode that DESIGN.md guarantee 4 is about:
+
+* a write is applied in its own region at once (conditions are checked against that replica
+  only, by the emulator itself);
+* it reaches the other regions after `lag_s`;
+* concurrent writes to one item are resolved last-writer-wins (the later local write wins
+  everywhere, the other is overwritten and silently lost).
+
+It polls every replica with Scan, notices local writes by comparing items with what it last saw
+or wrote, and copies winners after the lag. `conflicts` counts items written in two regions
+within one lag window: exactly the case where a commit can vanish.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from conf.settings import Settings
+from connectors import aws
+
+
+def _key(item: dict, key_attrs: tuple[str, ...]) -> str:
+    return json.dumps([item[k] for k in key_attrs], sort_keys=True)
+
+
+@dataclass
+class _Write:
+    at: float
+    region: str
+    item: dict
+
+
+@dataclass
+class ReplicatorStats:
+    replicated: int = 0
+    conflicts: int = 0
+    conflict_keys: list = field(default_factory=list)
+
+
+class DynamoDbReplicator:
+    def __init__(self, settings: Settings, table: str, regions: list[str], lag_s: float = 2.0,
+                 poll_s: float = 0.2):
+        self.table, self.regions, self.lag_s, self.poll_s = table, regions, lag_s, poll_s
+        self.clients = {r: aws.client("dynamodb", r, settings.aws) for r in regions}
+        desc = self.clients[regions[0]].describe_table(TableName=table)["Table"]
+        self.key_attrs = tuple(k["AttributeName"] for k in desc["KeySchema"])
+        self.seen: dict[tuple[str, str], dict] = {}  # (region, key) -> item as last seen/written
+        self.pending: dict[str, _Write] = {}  # key -> newest local write not yet everywhere
+        self.stats = ReplicatorStats()
+        # Items already present at start are synced as they are (last one scanned wins), not
+        # counted as conflicts: the hazard is about writes made while replication runs.
+        for region in regions:
+            for item in self._scan(region):
+                k = _key(item, self.key_attrs)
+                self.seen[(region, k)] = item
+                self.pending[k] = _Write(0.0, region, item)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def _scan(self, region: str) -> list[dict]:
+        c, items, kw = self.clients[region], [], {"TableName": self.table, "ConsistentRead": True}
+        while True:
+            page = c.scan(**kw)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def step(self) -> None:
+        now = time.time()
+        for region in self.regions:
+            for item in self._scan(region):
+                k = _key(item, self.key_attrs)
+                if self.seen.get((region, k)) == item:
+                    continue
+                self.seen[(region, k)] = item
+                prev = self.pending.get(k)
+                if prev is not None and prev.region != region and now - prev.at < self.lag_s:
+                    self.stats.conflicts += 1
+                    self.stats.conflict_keys.append(k)
+                if prev is None or now >= prev.at:  # last writer wins
+                    self.pending[k] = _Write(now, region, item)
+        for k, w in list(self.pending.items()):
+            if now - w.at < self.lag_s:
+                continue
+            for region in self.regions:
+                if self.seen.get((region, k)) != w.item:
+                    self.clients[region].put_item(TableName=self.table, Item=w.item)
+                    self.seen[(region, k)] = w.item
+                    self.stats.replicated += 1
+            del self.pending[k]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            self._stop.wait(self.poll_s)
+
+    def converged(self) -> bool:
+        return not self.pending
