@@ -49,6 +49,14 @@ def cmd_query(args) -> int:
     from cli.query import summary
     s = _settings(args)
     regions = [args.region] if args.region else list(s.job.regions)
+    if args.reader:
+        from connectors import read_pointer
+        print(f"{'home':12} {'rows':>8} {'snapshot':>21}   (as a reader in {args.reader} sees it)")
+        for home in regions:
+            rows, snap = read_pointer.read_rows(s, home, args.reader)
+            via = "own table" if home == args.reader else "read pointer + replica bucket"
+            print(f"{home:12} {rows.num_rows:>8} {str(snap):>21}   {via}")
+        return 0
     if args.engine == "duckdb":
         from connectors.duckdb_reader import count_rows
         print(f"{'home':12} {'rows':>8} {'distinct event_ids':>19}   (DuckDB iceberg_scan on the DynamoDB pointer)")
@@ -61,6 +69,21 @@ def cmd_query(args) -> int:
     for r in rows:
         print(f"{r['table']:34} {r['home']:12} {r['rows']:>8} {r['keys']:>6} {r['snapshots']:>9}")
     return 0
+
+
+def cmd_publish(args) -> int:
+    import time
+    from connectors import read_pointer
+    s = _settings(args)
+    homes = [h for h in s.job.regions if h != args.reader]
+    while True:
+        for home in homes:
+            if read_pointer.publish(s, home, args.reader):
+                p = read_pointer.read_pointer(s, home, args.reader)
+                print(f"{args.reader}: {home} read pointer -> snapshot {p.snapshot_id}", flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
 
 
 def cmd_routes(args) -> int:
@@ -114,7 +137,15 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--region", help="only this home region's table")
     sp.add_argument("--engine", choices=["pyiceberg", "duckdb"], default="pyiceberg",
                     help="reader: pyiceberg through the DynamoDB catalog, or DuckDB's own Iceberg scan")
+    sp.add_argument("--reader", metavar="REGION",
+                    help="read as a reader in REGION: other homes' tables through REGION's read pointers")
     sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("publish", help="advance a reader region's read pointers as replication completes")
+    sp.add_argument("--reader", required=True, metavar="REGION")
+    sp.add_argument("--interval", type=float, default=1.0)
+    sp.add_argument("--once", action="store_true")
+    sp.set_defaults(func=cmd_publish)
 
     sp = sub.add_parser("routes", help="show, set or remap the routing table in DynamoDB")
     sp.add_argument("action", choices=["show", "set", "remap"])

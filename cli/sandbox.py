@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from conf.settings import Settings
-from connectors import aws, lake
+from connectors import aws, lake, read_pointer
 from connectors.routing_store import RoutingStore
 from udfs.routing_table import default_table
 from cli.paths import SANDBOX_DIR
@@ -123,11 +123,16 @@ def create_resources(settings: Settings) -> dict[str, list[str]]:
                 kin.create_stream(StreamName=name, ShardCount=STREAM_SHARDS[kind])
                 out.append(f"stream {name}")
         s3 = aws.client("s3", region, settings.aws)
-        bucket = settings.lake.bucket(region)
-        if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-            kw = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-            s3.create_bucket(Bucket=bucket, **kw)
-            out.append(f"bucket {bucket}")
+        have = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        # This region's lake bucket, and its replicas of every other home region's bucket.
+        wanted = [settings.lake.bucket(region)] + [
+            read_pointer.replica_bucket(settings, home, region) for home in settings.job.regions if home != region]
+        for bucket in wanted:
+            if bucket not in have:
+                kw = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+                s3.create_bucket(Bucket=bucket, **kw)
+                out.append(f"bucket {bucket}")
+        read_pointer.ensure_table(settings, region)
         store = RoutingStore(settings, region)
         store.ensure_table()
         if store.read_raw() is None:
