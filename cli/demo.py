@@ -3,7 +3,6 @@ region's ingest stream, wait until each event is committed in its home table, pr
 shut everything down."""
 from __future__ import annotations
 
-import statistics
 import time
 from collections import Counter
 from pathlib import Path

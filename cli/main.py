@@ -5,7 +5,6 @@ Every subcommand reads the same properties file as the job (default: the local s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from conf.settings import ConfigError, load

@@ -78,8 +78,9 @@ def load_table(settings: Settings, home_region: str, via_region: str | None = No
         return None
 
 
-def read_rows(settings: Settings, home_region: str, columns: tuple[str, ...] = ("*",)) -> pa.Table:
+def read_rows(settings: Settings, home_region: str, columns: tuple[str, ...] = ("*",),
+              snapshot_id: int | None = None) -> pa.Table:
     table = load_table(settings, home_region)
     if table is None or table.current_snapshot() is None:
         return SCHEMA.as_arrow().empty_table() if columns == ("*",) else pa.table({c: [] for c in columns})
-    return table.scan(selected_fields=columns).to_arrow()
+    return table.scan(selected_fields=columns, snapshot_id=snapshot_id).to_arrow()

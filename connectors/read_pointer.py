@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyarrow import fs as pafs
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.table import StaticTable, Table
 
@@ -150,14 +149,15 @@ def open_replica(settings: Settings, home: str, reader: str, metadata_location: 
 
 
 def read_rows(settings: Settings, home: str, reader: str, columns: tuple[str, ...] = ("event_id",),
-              metadata_location: str | None = None) -> tuple[pa.Table, int | None]:
+              metadata_location: str | None = None, snapshot_id: int | None = None) -> tuple[pa.Table, int | None]:
     """Rows of `home`'s table as a reader in `reader` sees them: through its read pointer (or the
     given metadata file) and only from its replica bucket. Returns (rows, snapshot id)."""
     if reader == home:
         t = lake.load_table(settings, home)
         snap = t.current_snapshot() if t else None
-        return lake.read_rows(settings, home, columns), (snap.snapshot_id if snap else None)
-    snapshot_id = None
+        if snapshot_id is None and snap is not None:
+            snapshot_id = snap.snapshot_id
+        return lake.read_rows(settings, home, columns, snapshot_id), snapshot_id
     if metadata_location is None:
         ptr = read_pointer(settings, home, reader)
         if ptr is None:

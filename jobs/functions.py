@@ -221,7 +221,9 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             self.seen.put(env.event_id, True)
             self.metrics.inc("records_home")
             payload = None if env.payload is None else json.dumps(env.payload, separators=(",", ":"))
-            yield Row(env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, env.epoch, self.region,
+            # epoch = the routing epoch under which this region accepted the record as home; it
+            # decides between two copies committed during a partition (udfs/resolve.py).
+            yield Row(env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, table.epoch, self.region,
                       payload, source)
         elif d.action == FORWARD:
             self.metrics.inc(f"records_forwarded_{d.region.replace('-', '_')}")

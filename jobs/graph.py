@@ -1,7 +1,7 @@
 """The homeflow job graph, readable in one screen. Stable uids make savepoints restorable."""
 from __future__ import annotations
 
-from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
 from pyflink.java_gateway import get_gateway

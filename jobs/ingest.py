@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jar", help="connector uber-jar (default: lib/ in a package, else target/)")
     p.add_argument("--checkpoint-dir", help="checkpoint storage URI, e.g. file:///tmp/homeflow-ckpt")
     p.add_argument("--restore", help="savepoint/checkpoint path to start from")
+    p.add_argument("--rest-port", type=int, help="local runs: serve Flink's REST API (metrics) on this port")
     p.add_argument("--validate-only", action="store_true", help="check the properties and exit")
     return p.parse_args(argv)
 
@@ -88,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint_dir:
         conf.set_string("state.checkpoints.dir", args.checkpoint_dir)
         conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if args.rest_port:
+        conf.set_string("rest.port", str(args.rest_port))
+        conf.set_string("rest.address", "127.0.0.1")
+        conf.set_string("rest.bind-address", "127.0.0.1")
     if args.restore:
         conf.set_string("execution.savepoint.path", args.restore)
     env = StreamExecutionEnvironment.get_execution_environment(conf)

@@ -1,7 +1,9 @@
 """Row types passed between the job's operators (PyFlink type information)."""
 from pyflink.common import Types
 
-from connectors.kinesis import SOURCE_ROW as SOURCE  # noqa: E402  (records as read: original bytes)
+from connectors.kinesis import SOURCE_ROW
+
+SOURCE = SOURCE_ROW  # records as read: Row(stream, shard_id, seq, data) with the original bytes
 # Home records, in the Iceberg table's column order (connectors/lake_schema.py); event_time is
 # epoch ms here and becomes a timestamp in dev.homeflow.flink.RowToRowData.
 LAKE = Types.ROW_NAMED(

@@ -5,7 +5,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 
 from cli import routes, sandbox
 from cli.jobrunner import start_job, wait_until
@@ -43,9 +42,10 @@ class Sandbox:
         self.table = routes.remap(self.settings, states, {})
         return self
 
-    def start_jobs(self, regions, **kw):
+    def start_jobs(self, regions, rest_ports: dict[str, int] | None = None):
         for r in regions:
-            self.jobs.append(start_job(r, self.properties, self.root / "logs", **kw))
+            extra = ["--rest-port", str(rest_ports[r])] if rest_ports and r in rest_ports else []
+            self.jobs.append(start_job(r, self.properties, self.root / "logs", extra_args=extra))
         # A canary per region, homed there, proves the job reads, routes and commits.
         canaries = {}
         for r in regions:
@@ -85,13 +85,3 @@ def first_commit_index(settings, region) -> dict[str, int]:
         for eid in table.scan(snapshot_id=snap.snapshot_id, selected_fields=("event_id",)).to_arrow()["event_id"].to_pylist():
             out.setdefault(eid, i)
     return out
-
-
-@pytest.fixture(scope="session")
-def two_regions(tmp_path_factory):
-    sb = Sandbox(tmp_path_factory.mktemp("two-regions"), 4590, ["us-east-1", "eu-west-1"]).up()
-    try:
-        sb.start_jobs(["us-east-1", "eu-west-1"])
-        yield sb
-    finally:
-        sb.down()

@@ -10,7 +10,6 @@ import pytest
 
 from cli.jobrunner import start_job, wait_until
 from cli.produce import events, put, read_stream
-from conf.settings import load
 from tests.conftest import Sandbox, write_properties
 from tests.fault_proxy import FaultProxy
 

@@ -1,7 +1,6 @@
 """The Managed Flink zip, unpacked, runs the job on the minicluster from its own layout."""
 from __future__ import annotations
 
-import time
 import zipfile
 
 import pytest

@@ -14,7 +14,7 @@ from udfs.dead_letter import original_bytes
 from udfs.envelope import Envelope
 
 pytestmark = pytest.mark.e2e
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
 def _dead_letters(sb, region):
