@@ -5,13 +5,16 @@ tables the Flink job commits are read here unchanged.
 """
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.dynamodb import DynamoDbCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.table import Table
+from pyiceberg.exceptions import (CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError,
+                                 TableAlreadyExistsError)
+from pyiceberg.table import CommitTableRequest, CommitTableResponse, Table, update_table_metadata
 
 from conf.settings import Settings
 from connectors import aws
@@ -19,13 +22,68 @@ from connectors.lake_schema import SCHEMA, SORT_ORDER, SPEC, TABLE_PROPERTIES
 
 
 class _DynamoDbCatalog(DynamoDbCatalog):
-    """PyIceberg's DynamoDB catalog with our boto3 client (it builds its own, without endpoint)."""
+    """PyIceberg's DynamoDB catalog with our boto3 client (it builds its own, without endpoint),
+    and the commit PyIceberg lacks (its `_commit_table` raises NotImplementedError).
+
+    The commit is the one Java's DynamoDbTableOperations makes, on the same item layout: write a
+    new metadata file, then UpdateItem the pointer (`p.metadata_location`,
+    `p.previous_metadata_location`, a fresh version `v`, `updated_at`) on the condition that `v`
+    is still the version the commit was based on. A concurrent commit (Flink's, or another
+    Python one) makes the condition fail: CommitFailedException, nothing lost, retry on a
+    refreshed table (`commit_with_retry`).
+    """
 
     def __init__(self, name: str, dynamodb: Any, table_name: str, **properties: str):
         Catalog.__init__(self, name, **properties)
         self.dynamodb = dynamodb
         self.dynamodb_table_name = table_name
         self._ensure_catalog_table_exists_or_create()
+
+    def _commit_table(self, table_request: CommitTableRequest) -> CommitTableResponse:
+        ident = self.identifier_to_tuple_without_catalog(
+            tuple(table_request.identifier.namespace.root + [table_request.identifier.name]))
+        ns, name = ident[:-1], ident[-1]
+        item = self._get_iceberg_table_item(database_name=ns[0], table_name=name)
+        expected_version = item["v"]["S"]
+        current = self._convert_dynamo_table_item_to_iceberg_table(item)
+        base = current.metadata
+        for requirement in table_request.requirements:
+            requirement.validate(base)
+        updated = update_table_metadata(base, table_request.updates)
+        if updated == base:
+            return CommitTableResponse(metadata=base, metadata_location=current.metadata_location)
+        version = self._parse_metadata_version(current.metadata_location) + 1
+        location = self._get_metadata_location(base.location, version)
+        self._write_metadata(updated, current.io, location)
+        try:
+            self.dynamodb.update_item(
+                TableName=self.dynamodb_table_name,
+                Key={"identifier": {"S": f"{ns[0]}.{name}"}, "namespace": {"S": ns[0]}},
+                UpdateExpression="SET #loc = :loc, #prev = :prev, v = :new_v, updated_at = :now",
+                ConditionExpression="v = :v",
+                ExpressionAttributeNames={"#loc": "p.metadata_location", "#prev": "p.previous_metadata_location"},
+                ExpressionAttributeValues={
+                    ":loc": {"S": location}, ":prev": {"S": current.metadata_location},
+                    ":new_v": {"S": str(uuid.uuid4())}, ":now": {"N": str(int(time.time() * 1000))},
+                    ":v": {"S": expected_version}})
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            raise CommitFailedException(
+                f"{ns[0]}.{name}: pointer moved since version {expected_version} (concurrent commit)") from None
+        return CommitTableResponse(metadata=updated, metadata_location=location)
+
+
+def commit_with_retry(settings: Settings, home_region: str, change, attempts: int = 10) -> int:
+    """Apply `change(transaction)` on the latest table and commit; on a concurrent commit, reload
+    and apply again. Returns how many conflicts it met."""
+    for i in range(attempts):
+        table = catalog(settings, home_region).load_table(identifier(settings, home_region))
+        try:
+            with table.transaction() as tx:
+                change(tx)
+            return i
+        except CommitFailedException:
+            time.sleep(0.05 * (i + 1))
+    raise CommitFailedException(f"gave up after {attempts} concurrent-commit conflicts")
 
 
 def s3_properties(settings: Settings, region: str) -> dict[str, str]:
