@@ -15,7 +15,8 @@ import pytest
 from cli.jobrunner import start_job, wait_until
 from cli.produce import events, put
 from connectors import lake
-from tests.conftest import Sandbox, first_commit_index, latest_checkpoint
+from cli.local_cluster import Sandbox
+from tests.conftest import first_commit_index, latest_checkpoint
 
 pytestmark = pytest.mark.e2e
 KILLS = 3

@@ -10,7 +10,7 @@ import pytest
 
 from cli.jobrunner import start_job, wait_until
 from cli.produce import events, put, read_stream
-from tests.conftest import Sandbox, write_properties
+from cli.local_cluster import Sandbox, write_properties
 from tests.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.e2e

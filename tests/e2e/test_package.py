@@ -8,7 +8,7 @@ import pytest
 from cli.jobrunner import start_job, wait_until
 from cli.package import RUN_OPTIONS, build_zip
 from cli.produce import events, put
-from tests.conftest import Sandbox
+from cli.local_cluster import Sandbox
 
 pytestmark = pytest.mark.e2e
 

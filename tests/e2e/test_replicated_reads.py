@@ -12,7 +12,7 @@ import pytest
 from cli.produce import events, put
 from cli.s3_replicator import S3Replicator
 from connectors import lake, read_pointer
-from tests.conftest import Sandbox
+from cli.local_cluster import Sandbox
 
 pytestmark = pytest.mark.e2e
 HOME, READER, LAG_S = "us-east-1", "eu-west-1", 3.0

@@ -12,7 +12,8 @@ from cli import routes
 from cli.jobrunner import start_job, wait_until
 from cli.produce import events, put
 from connectors.routing_store import ITEM_KEY, RoutingStore
-from tests.conftest import Sandbox, latest_checkpoint
+from cli.local_cluster import Sandbox
+from tests.conftest import latest_checkpoint
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import pytest
 from cli import sandbox
 from cli.sandbox import services
 from conf.settings import load
-from tests.conftest import write_properties
+from cli.local_cluster import write_properties
 
 pytestmark = pytest.mark.e2e
 

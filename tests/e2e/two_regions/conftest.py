@@ -2,7 +2,7 @@
 package and stopped when the package is done, so they never compete with the other e2e tests."""
 import pytest
 
-from tests.conftest import Sandbox
+from cli.local_cluster import Sandbox
 
 REST_PORTS = {"us-east-1": 18091, "eu-west-1": 18092}
 

@@ -17,7 +17,7 @@ from cli.ddb_replicator import DynamoDbReplicator
 from cli.jobrunner import wait_until
 from cli.produce import events, put
 from connectors import lake
-from tests.conftest import Sandbox
+from cli.local_cluster import Sandbox
 
 pytestmark = pytest.mark.e2e
 REGIONS = ["us-east-1", "eu-west-1"]
