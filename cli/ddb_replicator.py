@@ -14,10 +14,10 @@ within one lag window: exactly the case where a commit can vanish.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 
+from cli.poller import Poller
 from conf.settings import Settings
 from connectors import aws
 
@@ -40,7 +40,7 @@ class ReplicatorStats:
     conflict_keys: list = field(default_factory=list)
 
 
-class DynamoDbReplicator:
+class DynamoDbReplicator(Poller):
     def __init__(self, settings: Settings, table: str, regions: list[str], lag_s: float = 2.0,
                  poll_s: float = 0.2):
         self.table, self.regions, self.lag_s, self.poll_s = table, regions, lag_s, poll_s
@@ -57,16 +57,6 @@ class DynamoDbReplicator:
                 k = _key(item, self.key_attrs)
                 self.seen[(region, k)] = item
                 self.pending[k] = _Write(0.0, region, item)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(10)
 
     def _scan(self, region: str) -> list[dict]:
         c, items, kw = self.clients[region], [], {"TableName": self.table, "ConsistentRead": True}
@@ -100,11 +90,6 @@ class DynamoDbReplicator:
                     self.seen[(region, k)] = w.item
                     self.stats.replicated += 1
             del self.pending[k]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.step()
-            self._stop.wait(self.poll_s)
 
     def converged(self) -> bool:
         return not self.pending

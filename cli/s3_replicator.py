@@ -3,29 +3,19 @@ copied to a destination bucket `lag_s` after they were first seen (like CRR, per
 particular order between objects)."""
 from __future__ import annotations
 
-import threading
 import time
 
+from cli.poller import Poller
 from conf.settings import Settings
 from connectors import aws
 
 
-class S3Replicator:
+class S3Replicator(Poller):
     def __init__(self, settings: Settings, pairs: list[tuple[str, str]], lag_s: float = 3.0, poll_s: float = 0.2):
         self.s3 = aws.client("s3", "us-east-1", settings.aws)
         self.pairs, self.lag_s, self.poll_s = pairs, lag_s, poll_s
         self.first_seen: dict[tuple[str, str], float] = {}
         self.copied: set[tuple[str, str, str]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(10)
 
     def _keys(self, bucket: str) -> list[str]:
         keys, kw = [], {"Bucket": bucket}
@@ -44,8 +34,3 @@ class S3Replicator:
                 if (src, dst, key) not in self.copied and now - seen >= self.lag_s:
                     self.s3.copy_object(Bucket=dst, Key=key, CopySource={"Bucket": src, "Key": key})
                     self.copied.add((src, dst, key))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.step()
-            self._stop.wait(self.poll_s)
