@@ -136,6 +136,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self.waiting = ctx.get_list_state(ListStateDescriptor("waiting-for-table", rows.SOURCE))
         self.has_waiting = ctx.get_state(ValueStateDescriptor("has-waiting", Types.BOOLEAN()))
         self.tags = {r: forward_tag(r) for r in self.regions if r != self.region}
+        self.forward_metric = {r: f"records_forwarded_{r.replace('-', '_')}" for r in self.tags}
         self.metrics = _Counters(ctx, "homeflow_")
         self._table: RoutingTable | None = None
         self._waiting_now = 0
@@ -226,7 +227,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             yield Row(env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, table.epoch, self.region,
                       payload, source)
         elif d.action == FORWARD:
-            self.metrics.inc(f"records_forwarded_{d.region.replace('-', '_')}")
+            self.metrics.inc(self.forward_metric[d.region])
             yield self.tags[d.region], Row(env.key, env.forwarded(table.epoch).to_json())
         else:
             self.metrics.inc(f"dead_letter_{d.reason.replace('-', '_')}")
