@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conf.settings import Settings, load
 from cli import routes, sandbox
-from cli.jobrunner import JobProcess, start_job, wait_until
+from cli.jobrunner import JobProcess, await_canaries, start_job, wait_until
 from cli.produce import decode, events, put, read_stream
 from connectors import lake
 
@@ -52,16 +52,7 @@ def run(args) -> int:
             jobs.append(start_job(r, Path(args.properties)))
 
         print("[3/6] waiting for every job to commit a canary event", flush=True)
-        canaries = {}
-        for r in regions:
-            key = next(f"canary-{i}" for i in range(10_000) if table.home_of(f"canary-{i}") == r)
-            eid = f"canary-{r}-{int(time.time() * 1000)}"
-            canaries[r] = eid
-            env = next(events(r, 1, 1, 0))
-            env = type(env)(event_id=eid, key=key, ts=int(time.time() * 1000), origin=r, payload={"canary": True})
-            put(settings, r, [(key, env.to_json().encode())])
-        wait_until(lambda: all(canaries[r] in _visible(settings, [r])[r] for r in regions),
-                   args.timeout, 1.0, jobs, "canary commits")
+        await_canaries(settings, table, regions, jobs, args.timeout)
         print(f"      jobs committing after {time.monotonic() - t_start:.0f}s", flush=True)
 
         print(f"[4/6] producing {args.events} events per region over {args.keys} keys", flush=True)

@@ -66,3 +66,24 @@ def wait_until(predicate, timeout: float, interval: float = 1.0, jobs: list[JobP
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def await_canaries(settings, table, regions, jobs: list[JobProcess], timeout: float) -> None:
+    """Send one event per region, keyed to be homed there, and wait until each is in its home
+    table: proof that every job reads, routes and commits."""
+    from cli.produce import put
+    from connectors import lake
+    from udfs.envelope import Envelope
+
+    canaries = {}
+    for r in regions:
+        key = next(f"canary-{i}" for i in range(10_000) if table.home_of(f"canary-{i}") == r)
+        eid = f"canary-{r}-{time.time_ns()}"
+        canaries[r] = eid
+        e = Envelope(eid, key, int(time.time() * 1000), r, payload={"canary": True})
+        put(settings, r, [(key, e.to_json().encode())])
+
+    def committed() -> bool:
+        return all(canaries[r] in lake.read_rows(settings, r, ("event_id",))["event_id"].to_pylist()
+                   for r in regions)
+    wait_until(committed, timeout, 1.0, jobs, "canary commits")

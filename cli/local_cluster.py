@@ -3,16 +3,13 @@ the tests and the benchmarks (the demo predates it and keeps its own narration).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from cli import routes, sandbox
-from cli.jobrunner import start_job, wait_until
+from cli.jobrunner import await_canaries, start_job
 from cli.paths import LOCAL_PROPERTIES
-from cli.produce import put
 from conf.settings import load
 from connectors import lake
-from udfs.envelope import Envelope
 
 
 def write_properties(path: Path, port: int, **job_overrides: str) -> Path:
@@ -46,16 +43,7 @@ class Sandbox:
         for r in regions:
             extra = ["--rest-port", str(rest_ports[r])] if rest_ports and r in rest_ports else []
             self.jobs.append(start_job(r, self.properties, self.root / "logs", extra_args=extra))
-        # A canary per region, homed there, proves the job reads, routes and commits.
-        canaries = {}
-        for r in regions:
-            key = next(f"canary-{i}" for i in range(10_000) if self.table.home_of(f"canary-{i}") == r)
-            eid = f"canary-{r}-{time.time_ns()}"
-            canaries[r] = eid
-            e = Envelope(eid, key, int(time.time() * 1000), r, payload={"canary": True})
-            put(self.settings, r, [(key, e.to_json().encode())])
-        wait_until(lambda: all(canaries[r] in self.lake_ids(r) for r in regions), 240, 1.0, self.jobs,
-                   "canary commits")
+        await_canaries(self.settings, self.table, regions, self.jobs, 240)
 
     def clients_ddb(self, region):
         from connectors import aws
