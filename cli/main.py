@@ -98,10 +98,33 @@ def cmd_route(args) -> int:
 def cmd_lake(args) -> int:
     from connectors import lake
     s = _settings(args)
+    bad = False
     for region in ([args.region] if args.region else s.job.regions):
-        t = lake.ensure_table(s, region)
-        print(f"{region}: {t.identifier} at {t.metadata_location}")
-    return 0
+        if args.action == "init":
+            t = lake.ensure_table(s, region)
+            print(f"{region}: {t.identifier} at {t.metadata_location}")
+        elif args.action == "stats":
+            from connectors.maintenance import stats
+            t = lake.load_table(s, region)
+            print(f"{region}: " + (stats(t).line() if t is not None else "no table (run `homeflow lake init`)"))
+        else:
+            from cli.paths import JAR
+            from connectors.maintenance import resume_checks
+            checks = resume_checks(s, region, JAR, args.job)
+            if not checks:
+                print(f"{region}: no Flink commits")
+            for c in checks:
+                recorded = (f"last committed checkpoint {c.recorded}" if c.recorded is not None
+                            else "no snapshot of it left")
+                print(f"{region}: Flink job {c.flink_job_id} operator {c.operator_id or '?'}: {recorded}; "
+                      f"a restore would find {c.found}: " + ("ok" if c.ok else "WOULD COMMIT AGAIN"))
+                bad = bad or not c.ok
+    return 1 if bad else 0
+
+
+def cmd_maintain(args) -> int:
+    from cli.maintain import run
+    return run(args, _settings(args))
 
 
 def cmd_package(args) -> int:
@@ -161,10 +184,29 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--region", help="read the routing table from this region (default: the configured one)")
     sp.set_defaults(func=cmd_route)
 
-    sp = sub.add_parser("lake", help="create the Iceberg tables if missing")
-    sp.add_argument("action", choices=["init"])
+    sp = sub.add_parser("lake", help="init: create the Iceberg tables if missing; stats: files, snapshots, "
+                                     "small-file ratio; resume: what a restored Flink job would find committed")
+    sp.add_argument("action", choices=["init", "stats", "resume"])
     sp.add_argument("--region")
+    sp.add_argument("--job", action="append", default=[], metavar="FLINK_JOB_ID",
+                    help="resume: also check this job (the directory name above a checkpoint's chk-N)")
     sp.set_defaults(func=cmd_lake)
+
+    sp = sub.add_parser("maintain", help="compact small files, expire snapshots (keeping what a restored Flink "
+                                         "job needs), remove orphan files")
+    sp.add_argument("--region", help="only this home region's table (default: every region's)")
+    sp.add_argument("--no-compact", dest="compact", action="store_false", help="skip compaction")
+    sp.add_argument("--target-file-mb", type=int, default=128, help="compaction target file size (default: %(default)s)")
+    sp.add_argument("--expire-older-than", default="1d", metavar="DURATION",
+                    help="expire snapshots older than this, e.g. 90s, 10m, 1h, 3d (default: %(default)s)")
+    sp.add_argument("--retain-last", type=int, default=10, help="always keep this many newest snapshots (default: %(default)s)")
+    sp.add_argument("--orphan-age", default="3d", metavar="DURATION",
+                    help="remove unreferenced files older than this; must exceed the longest a job may be down "
+                         "and later restored from a checkpoint (default: %(default)s)")
+    sp.add_argument("--allow-short-orphan-age", action="store_true",
+                    help="accept --orphan-age under 1h (tests; never while a job may restore an old checkpoint)")
+    sp.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sp.set_defaults(func=cmd_maintain)
 
     sp = sub.add_parser("package", help="build the Managed Flink application zip")
     sp.add_argument("--output", default="dist/homeflow-managed-flink.zip")

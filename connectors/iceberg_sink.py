@@ -8,6 +8,8 @@ checkpoint completion, so this part must stay in Java.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from pyflink.datastream import DataStream
 from pyflink.java_gateway import get_gateway
 
@@ -33,33 +35,52 @@ def catalog_properties(settings: Settings, home_region: str) -> dict[str, str]:
     return props
 
 
+def java_catalog_loader(settings: Settings, home_region: str):
+    jvm = get_gateway().jvm
+    props = jvm.java.util.HashMap()
+    for k, v in catalog_properties(settings, home_region).items():
+        props.put(k, v)
+    return jvm.org.apache.iceberg.flink.CatalogLoader.custom(
+        f"homeflow-{home_region}", props, jvm.org.apache.hadoop.conf.Configuration(), DYNAMODB_CATALOG)
+
+
+def java_table_loader(settings: Settings, home_region: str):
+    jvm = get_gateway().jvm
+    ident = jvm.org.apache.iceberg.catalog.TableIdentifier.parse(
+        f"{settings.lake.namespace}.{settings.lake.table_name(home_region)}")
+    return jvm.org.apache.iceberg.flink.TableLoader.fromCatalog(java_catalog_loader(settings, home_region), ident)
+
+
+@contextmanager
+def java_table(settings: Settings, home_region: str):
+    """The table as Java's DynamoDbCatalog loads it (the object the Flink sink commits to); usable
+    until the block ends (closing the loader closes the catalog's clients)."""
+    table_loader = java_table_loader(settings, home_region)
+    table_loader.open()
+    try:
+        try:
+            table = table_loader.loadTable()
+        except Exception as e:  # py4j wraps NoSuchTableException
+            raise RuntimeError(
+                f"Iceberg table {settings.lake.namespace}.{settings.lake.table_name(home_region)} is missing in "
+                f"catalog {settings.lake.catalog_table} ({home_region}); create it with `homeflow lake init`"
+            ) from e
+        yield table
+    finally:
+        table_loader.close()
+
+
 def add_sink(rows: DataStream, settings: Settings, uid_prefix: str) -> None:
     jvm = get_gateway().jvm
     region = settings.job.region
-    props = jvm.java.util.HashMap()
-    for k, v in catalog_properties(settings, region).items():
-        props.put(k, v)
-    loader = jvm.org.apache.iceberg.flink.CatalogLoader.custom(
-        f"homeflow-{region}", props, jvm.org.apache.hadoop.conf.Configuration(), DYNAMODB_CATALOG)
-    ident = jvm.org.apache.iceberg.catalog.TableIdentifier.parse(
-        f"{settings.lake.namespace}.{settings.lake.table_name(region)}")
-    table_loader = jvm.org.apache.iceberg.flink.TableLoader.fromCatalog(loader, ident)
-    table_loader.open()
-    try:
-        schema = table_loader.loadTable().schema()
-    except Exception as e:  # py4j wraps NoSuchTableException
-        raise RuntimeError(
-            f"Iceberg table {settings.lake.namespace}.{settings.lake.table_name(region)} is missing in "
-            f"catalog {settings.lake.catalog_table} ({region}); create it with `homeflow lake init`"
-        ) from e
-    finally:
-        table_loader.close()
+    with java_table(settings, region) as table:
+        schema = table.schema()
     row_type = jvm.org.apache.iceberg.flink.FlinkSchemaUtil.convert(schema)
     (
         jvm.org.apache.iceberg.flink.sink.FlinkSink.builderFor(
             rows._j_data_stream, jvm.dev.homeflow.flink.RowToRowData(row_type),
             jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo.of(row_type))
-        .tableLoader(jvm.org.apache.iceberg.flink.TableLoader.fromCatalog(loader, ident))
+        .tableLoader(java_table_loader(settings, region))
         .uidPrefix(uid_prefix)
         .writeParallelism(settings.job.parallelism)
         .setSnapshotProperty("homeflow.writer-region", region)

@@ -14,6 +14,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.dynamodb import DynamoDbCatalog
 from pyiceberg.exceptions import (CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError,
                                  TableAlreadyExistsError)
+from pyiceberg.table.snapshots import MetadataLogEntry
 from pyiceberg.table import CommitTableRequest, CommitTableResponse, Table, update_table_metadata
 
 from conf.settings import Settings
@@ -52,6 +53,13 @@ class _DynamoDbCatalog(DynamoDbCatalog):
         updated = update_table_metadata(base, table_request.updates)
         if updated == base:
             return CommitTableResponse(metadata=base, metadata_location=current.metadata_location)
+        # As Java does: the replaced metadata file joins the log (read pointers and orphan removal
+        # rely on it), which keeps the newest `write.metadata.previous-versions-max` entries.
+        keep = int(base.properties.get("write.metadata.previous-versions-max", "100"))
+        log = [*base.metadata_log, MetadataLogEntry(metadata_file=current.metadata_location,
+                                                     timestamp_ms=base.last_updated_ms)][-keep:]
+        updated = updated.model_copy(update={"metadata_log": log,
+                                             "last_updated_ms": max(int(time.time() * 1000), base.last_updated_ms)})
         version = self._parse_metadata_version(current.metadata_location) + 1
         location = self._get_metadata_location(base.location, version)
         self._write_metadata(updated, current.io, location)

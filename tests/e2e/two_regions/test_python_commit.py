@@ -48,4 +48,9 @@ def test_java_and_python_commits_interleave_without_loss(two_regions):
     flink_commits = len(table.metadata.snapshots) - before
     assert flink_commits >= 3, "the test needs Flink commits interleaved with the Python ones"
     assert len([x for x in sb.lake_ids(HOME) if x in ids]) == len(ids)
+    # Both writers keep the metadata log (read pointers and orphan removal rely on it): it names
+    # consecutive metadata versions, ending with the one just before the current.
+    log = [e.metadata_file for e in table.metadata.metadata_log]
+    versions = [lake.catalog(s, HOME)._parse_metadata_version(f) for f in log + [table.metadata_location]]
+    assert versions[-20:] == list(range(versions[-1] - min(20, len(versions)) + 1, versions[-1] + 1)), versions
     print(f"\n{n_python} Python commits ({conflicts} retried after a conflict) and {flink_commits} Flink commits, none lost")
