@@ -18,7 +18,7 @@ def write_properties(path: Path, port: int, **job_overrides: str) -> Path:
         if g["PropertyGroupId"] == "homeflow.aws":
             g["PropertyMap"]["endpoint"] = f"http://127.0.0.1:{port}"
         if g["PropertyGroupId"] == "homeflow.job":
-            g["PropertyMap"].update({"checkpoint.interval.ms": "1000", **job_overrides})
+            g["PropertyMap"].update({"checkpoint.interval.ms": "1000", "lake.stats.interval.ms": "2000", **job_overrides})
     path.write_text(json.dumps(doc, indent=2))
     return path
 

@@ -69,6 +69,7 @@ class JobSettings:
     dedup_ttl_hours: int
     routing_table: str  # DynamoDB table holding the routing document
     routing_poll_ms: int
+    lake_stats_interval_ms: int
 
     @property
     def remote_regions(self) -> tuple[str, ...]:
@@ -156,6 +157,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "dedup.ttl.hours": (_int(24, 24 * 30), 24),
         "routing.table": (_name, "homeflow-routing"),
         "routing.poll.ms": (_int(100, 60_000), 1_000),
+        "lake.stats.interval.ms": (_int(1_000, 3_600_000), 15_000),
     },
     "homeflow.aws": {
         "endpoint": (_url, None),
@@ -232,6 +234,7 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
             python_execution_mode=j["python.execution.mode"], max_hops=j["max.hops"],
             max_record_bytes=j["max.record.bytes"], dedup_ttl_hours=j["dedup.ttl.hours"],
             routing_table=j["routing.table"], routing_poll_ms=j["routing.poll.ms"],
+            lake_stats_interval_ms=j["lake.stats.interval.ms"],
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],

@@ -63,6 +63,7 @@ class TableStats:
     median_file_bytes: int
     last_commit_files: int
     last_commit_bytes: int
+    last_commit_ms: int = 0
 
     @property
     def small_file_ratio(self) -> float:
@@ -75,20 +76,42 @@ class TableStats:
                 f"{self.last_commit_bytes / 1024:.1f} KiB")
 
 
+class StatsProbe:
+    """Table statistics, reading each manifest once: manifests are immutable and a fast append
+    adds one, so a periodic probe (the job's lake-stats operator) reads only what is new."""
+
+    def __init__(self, small_bytes: int = SMALL_FILE_BYTES):
+        self.small_bytes = small_bytes
+        self._sizes: dict[str, list[int]] = {}  # manifest path -> live data file sizes
+
+    def stats(self, table: Table) -> TableStats:
+        snap = table.current_snapshot()
+        if snap is None:
+            return TableStats(len(table.metadata.snapshots), 0, 0, 0, 0, 0, 0, 0)
+        sizes: list[int] = []
+        live = set()
+        for m in snap.manifests(table.io):
+            live.add(m.manifest_path)
+            if m.manifest_path not in self._sizes:
+                self._sizes[m.manifest_path] = [
+                    e.data_file.file_size_in_bytes for e in m.fetch_manifest_entry(table.io, discard_deleted=True)]
+            sizes += self._sizes[m.manifest_path]
+        for gone in set(self._sizes) - live:
+            del self._sizes[gone]
+        extra = snap.summary.additional_properties if snap.summary else {}
+        return TableStats(
+            snapshots=len(table.metadata.snapshots), data_files=len(sizes), data_bytes=sum(sizes),
+            records=int(extra.get("total-records", 0)),
+            small_files=sum(1 for s in sizes if s < self.small_bytes),
+            median_file_bytes=int(statistics.median(sizes)) if sizes else 0,
+            last_commit_files=int(extra.get("added-data-files", 0)),
+            last_commit_bytes=int(extra.get("added-files-size", 0)),
+            last_commit_ms=snap.timestamp_ms,
+        )
+
+
 def stats(table: Table, small_bytes: int = SMALL_FILE_BYTES) -> TableStats:
-    snap = table.current_snapshot()
-    if snap is None:
-        return TableStats(len(table.metadata.snapshots), 0, 0, 0, 0, 0, 0, 0)
-    sizes = [t.file.file_size_in_bytes for t in table.scan().plan_files()]
-    extra = snap.summary.additional_properties if snap.summary else {}
-    return TableStats(
-        snapshots=len(table.metadata.snapshots), data_files=len(sizes), data_bytes=sum(sizes),
-        records=int(extra.get("total-records", 0)),
-        small_files=sum(1 for s in sizes if s < small_bytes),
-        median_file_bytes=int(statistics.median(sizes)) if sizes else 0,
-        last_commit_files=int(extra.get("added-data-files", 0)),
-        last_commit_bytes=int(extra.get("added-files-size", 0)),
-    )
+    return StatsProbe(small_bytes).stats(table)
 
 
 # ------------------------------------------------------------------------------------ reachability

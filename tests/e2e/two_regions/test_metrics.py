@@ -9,6 +9,7 @@ import pytest
 
 from cli.jobrunner import wait_until
 from cli.produce import events, put
+from connectors import lake
 from tests.e2e.two_regions.conftest import REST_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -19,13 +20,13 @@ def _get(port: int, path: str):
         return json.loads(r.read())
 
 
-def _metrics(port: int) -> dict[str, float]:
-    """Every kinesisanalytics metric of the running job, summed over subtasks, by metric name."""
+def _metrics(port: int, group: str = ".kinesisanalytics.") -> dict[str, float]:
+    """Every metric of the running job in `group`, summed over subtasks, by metric name."""
     job = next(j for j in _get(port, "/jobs")["jobs"] if j["status"] == "RUNNING")
     out: dict[str, float] = {}
     for v in _get(port, f"/jobs/{job['id']}")["vertices"]:
         ids = [m["id"] for m in _get(port, f"/jobs/{job['id']}/vertices/{v['id']}/metrics")
-               if ".kinesisanalytics." in m["id"]]
+               if group in m["id"]]
         if not ids:
             continue
         vals = _get(port, f"/jobs/{job['id']}/vertices/{v['id']}/metrics?get={','.join(ids)}")
@@ -59,3 +60,34 @@ def test_router_metrics_under_kinesisanalytics(two_regions):
     m, d = wait_until(grown, 60, 2.0, sb.jobs, "metrics to count the records")
     assert m.get("homeflow_router_epoch", 0) >= 1 and m.get("homeflow_routing_epoch", 0) >= 1
     assert "homeflow_records_waiting_for_table" in m
+
+
+def test_lake_commit_metrics(two_regions):
+    """The lake's shape as kinesisanalytics gauges (lake-stats operator), and Iceberg's own
+    committer metrics (commit duration, files and bytes committed) in the same run."""
+    sb = two_regions
+    port = REST_PORTS["us-east-1"]
+    before = _metrics(port, ".IcebergFilesCommitter.")
+    evs = [e for e in events("us-east-1", 200, 20, seed=1717) if sb.table.home_of(e.key) == "us-east-1"]
+    put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in evs])
+    ids = {e.event_id for e in evs}
+    wait_until(lambda: ids <= set(sb.lake_ids("us-east-1")), 60, 1.0, sb.jobs, "commit")
+
+    def settled():
+        m = _metrics(port)
+        i = _metrics(port, ".IcebergFilesCommitter.")
+        snapshots = len(lake.load_table(sb.settings, "us-east-1").metadata.snapshots)
+        ok = (m.get("homeflow_lake_snapshots", 0) >= snapshots - 1 > 0  # gauges trail by <= one tick
+              and i.get("committedDataFilesRecordCount", 0) - before.get("committedDataFilesRecordCount", 0) >= len(ids))
+        return (m, i) if ok else None
+    m, i = wait_until(settled, 60, 2.0, sb.jobs, "lake gauges and committer counters")
+    assert m["homeflow_lake_data_files"] >= 1 and m["homeflow_lake_last_commit_files"] >= 1
+    assert m["homeflow_lake_last_commit_bytes"] > 0 and m["homeflow_lake_median_file_bytes"] > 0
+    assert m["homeflow_lake_small_file_permille"] == 1000  # KB-sized files: all small until compacted
+    assert 0 <= m["homeflow_lake_commit_age_ms"] < 60_000
+    assert m.get("homeflow_lake_stats_errors", 0) == 0
+    assert i["committedDataFilesCount"] >= 1 and i["committedDataFilesByteCount"] > 0
+    assert i["lastCommitDurationMs"] > 0
+    print(f"\nlake gauges: { {k: v for k, v in m.items() if k.startswith('homeflow_lake_')} }; "
+          f"Iceberg committer: lastCommitDurationMs={i['lastCommitDurationMs']:.0f}, "
+          f"committedDataFilesCount={i['committedDataFilesCount']:.0f}")
