@@ -127,6 +127,18 @@ def cmd_maintain(args) -> int:
     return run(args, _settings(args))
 
 
+def cmd_stop(args) -> int:
+    from pathlib import Path
+    from cli.flink_rest import FlinkRestError, stop_with_savepoint
+    target = args.savepoint_dir if "://" in args.savepoint_dir else Path(args.savepoint_dir).resolve().as_uri()
+    try:
+        location = stop_with_savepoint(args.rest_port, target, args.timeout)
+    except FlinkRestError as e:
+        raise SystemExit(f"error: {e}")
+    print(f"stopped with savepoint {location}\nrestore: python -m jobs.ingest ... --restore {location}")
+    return 0
+
+
 def cmd_package(args) -> int:
     from cli.package import build_zip
     path = build_zip(args.output)
@@ -207,6 +219,12 @@ def parser() -> argparse.ArgumentParser:
                     help="accept --orphan-age under 1h (tests; never while a job may restore an old checkpoint)")
     sp.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     sp.set_defaults(func=cmd_maintain)
+
+    sp = sub.add_parser("stop", help="stop a local job with a savepoint (failover drills); prints its path")
+    sp.add_argument("--rest-port", type=int, required=True, help="the job's --rest-port")
+    sp.add_argument("--savepoint-dir", required=True, help="directory or URI for the savepoint")
+    sp.add_argument("--timeout", type=float, default=180)
+    sp.set_defaults(func=cmd_stop)
 
     sp = sub.add_parser("package", help="build the Managed Flink application zip")
     sp.add_argument("--output", default="dist/homeflow-managed-flink.zip")

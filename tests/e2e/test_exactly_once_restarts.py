@@ -1,7 +1,9 @@
-"""Exactly once and per-key commit order across hard crashes: while events flow, the job is
-killed (SIGKILL of its whole process group, JVM included) at random points and restored from the
-latest completed checkpoint. Afterwards every event_id is in the lake exactly once, and for each
-key no event is committed in an earlier snapshot than an event produced before it."""
+"""Exactly once and per-key commit order across hard crashes and a savepoint: while events flow,
+the job is killed (SIGKILL of its whole process group, JVM included) at random points and
+restored from the latest completed checkpoint; once it is stopped with a savepoint (through the
+REST API, as a failover drill does) and a new process restores from that. Afterwards every
+event_id is in the lake exactly once, and for each key no event is committed in an earlier
+snapshot than an event produced before it."""
 from __future__ import annotations
 
 import random
@@ -12,6 +14,7 @@ from collections import defaultdict
 
 import pytest
 
+from cli.flink_rest import stop_with_savepoint
 from cli.jobrunner import start_job, wait_until
 from cli.produce import events, put
 from connectors import lake
@@ -20,44 +23,68 @@ from tests.conftest import first_commit_index, latest_checkpoint
 
 pytestmark = pytest.mark.e2e
 KILLS = 3
+SAVEPOINT_AFTER_KILL = 2  # the 3rd interruption is a stop-with-savepoint, not a kill
+REST_PORT = 18096
 
 
 def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
     sb = Sandbox(tmp_path, 4596, ["us-east-1"]).up()
     ckpt = tmp_path / "ckpt"
     rng = random.Random(2024)
-    evs = list(events("us-east-1", 3000, 30, seed=909))
+    all_evs = list(events("us-east-1", 12_000, 30, seed=909))
+    sent = []
     stop_producing = threading.Event()
 
     def produce():
-        for i in range(0, len(evs), 25):  # ~60 s of traffic, spanning every kill
+        for i in range(0, len(all_evs), 25):  # 50 events/s until every interruption is done
             if stop_producing.is_set():
                 return
-            put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in evs[i:i + 25]])
+            batch = all_evs[i:i + 25]
+            put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in batch])
+            sent.extend(batch)
             time.sleep(0.5)
+
+    def committed_since(t: float) -> bool:
+        table = lake.load_table(sb.settings, "us-east-1")
+        snap = table.current_snapshot() if table else None
+        return snap is not None and snap.timestamp_ms > t * 1000 and int(
+            snap.summary.additional_properties.get("added-records", 0)) > 0
 
     producer = threading.Thread(target=produce, daemon=True)
     try:
-        job = start_job("us-east-1", sb.properties, tmp_path / "logs-0", extra_args=["--checkpoint-dir", ckpt.as_uri()])
+        base_args = ["--checkpoint-dir", ckpt.as_uri(), "--rest-port", str(REST_PORT)]
+        job = start_job("us-east-1", sb.properties, tmp_path / "logs-0", extra_args=base_args)
         sb.jobs.append(job)
         wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
         producer.start()
         kills = []
         restored_at = 0.0
-        for k in range(1, KILLS + 1):
-            # Kill only a job that is running: it has completed a checkpoint of its own since its
-            # start (so it read, routed and committed), then at a random point after that.
-            wait_until(lambda: (latest_checkpoint(ckpt) / "_metadata").stat().st_mtime > restored_at,
-                       180, 0.5, [job], f"a checkpoint of run {k}")
+        savepoint = None
+        for k in range(1, KILLS + 2):
+            # Interrupt only a job that is running: since its start it has completed a checkpoint
+            # of its own and committed records (a restore alone can commit: the restored
+            # checkpoint's files, if the crash came before their commit), then at a random point.
+            wait_until(lambda: committed_since(restored_at) and (
+                latest_checkpoint(ckpt) / "_metadata").stat().st_mtime > restored_at,
+                180, 0.5, [job], f"a commit and a checkpoint of run {k}")
             time.sleep(rng.uniform(0.5, 4))
-            job.stop(signal.SIGKILL)
-            restore = latest_checkpoint(ckpt)
+            if k == SAVEPOINT_AFTER_KILL + 1:
+                savepoint = stop_with_savepoint(REST_PORT, (tmp_path / "savepoints").as_uri())
+                job.proc.wait(60)  # env.execute() returns once the job has stopped
+                restore_uri = savepoint
+            else:
+                job.stop(signal.SIGKILL)
+                restore = latest_checkpoint(ckpt)
+                kills.append(restore.name)
+                restore_uri = restore.as_uri()
             restored_at = time.time()
-            kills.append(restore.name)
             job = start_job("us-east-1", sb.properties, tmp_path / f"logs-{k}",
-                            extra_args=["--checkpoint-dir", ckpt.as_uri(), "--restore", restore.as_uri()])
+                            extra_args=[*base_args, "--restore", restore_uri])
             sb.jobs.append(job)
-        producer.join(120)
+        wait_until(lambda: committed_since(restored_at), 180, 0.5, [job], "a commit of the last run")
+        stop_producing.set()
+        producer.join(30)
+        evs = list(sent)
         ids = {e.event_id for e in evs}
         wait_until(lambda: ids <= set(sb.lake_ids("us-east-1")), 300, 2.0, [job], "all events committed")
         time.sleep(4)  # a few more checkpoints: late duplicates would be committed by now
@@ -77,7 +104,9 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         summaries = [s.summary for s in table.metadata.snapshots]
         assert all(s and s.additional_properties.get("flink.max-committed-checkpoint-id") for s in summaries)
         assert len(set(kills)) == KILLS, f"each kill must come after fresh progress: {kills}"
-        print(f"\n{KILLS} kills, restored from {kills}; {len(ids)} events once; {len(summaries)} snapshots")
+        assert savepoint and (tmp_path / "savepoints").exists(), "the savepoint stop did not happen"
+        print(f"\n{KILLS} kills, restored from {kills}, and a stop-with-savepoint restored from {savepoint}; "
+              f"{len(ids)} events once; {len(summaries)} snapshots")
     finally:
         stop_producing.set()
         sb.down()

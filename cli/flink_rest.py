@@ -1,0 +1,46 @@
+"""Flink's REST API for drills: find the running job, stop it with a savepoint."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+
+class FlinkRestError(RuntimeError):
+    pass
+
+
+def _call(port: int, path: str, body: dict | None = None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+    except urllib.error.URLError as e:
+        raise FlinkRestError(f"Flink REST API on 127.0.0.1:{port} {path}: {e}") from None
+
+
+def running_job(port: int) -> str:
+    jobs = [j["id"] for j in _call(port, "/jobs")["jobs"] if j["status"] == "RUNNING"]
+    if len(jobs) != 1:
+        raise FlinkRestError(f"expected one RUNNING job on port {port}, found {len(jobs)}")
+    return jobs[0]
+
+
+def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180) -> str:
+    """Stop the running job with a savepoint (no drain: event time is not advanced, so a restore
+    continues exactly where it stopped). Returns the savepoint's location."""
+    job = running_job(port)
+    trigger = _call(port, f"/jobs/{job}/stop", {"targetDirectory": target_dir, "drain": False})["request-id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = _call(port, f"/jobs/{job}/savepoints/{trigger}")
+        if r["status"]["id"] == "COMPLETED":
+            op = r.get("operation", {})
+            if "location" in op:
+                return op["location"]
+            raise FlinkRestError(f"stop-with-savepoint of {job} failed: {op.get('failure-cause', op)}")
+        time.sleep(0.5)
+    raise FlinkRestError(f"stop-with-savepoint of {job} did not complete in {timeout:.0f}s")
