@@ -1,7 +1,9 @@
 """End-to-end freshness benchmark on the local sandbox: events produced at a fixed rate into
 us-east-1 (their home), and the time until each is visible (a) to a reader in the home region
 and (b) to a reader in eu-west-1, who reads through its read pointer and replica bucket while S3
-replication lags. Also commit statistics from the snapshot summaries.
+replication lags. Also commit latency: for every snapshot, the time from its Flink checkpoint
+completing (Flink's REST checkpoint history) to the commit (the snapshot's timestamp), and commit
+statistics (files and bytes per commit, snapshots, small-file ratio).
 
     .venv/bin/python scripts/bench_freshness.py [--rate 200] [--seconds 20] [--replication-lag 2]
 
@@ -22,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 from cli.local_cluster import Sandbox  # noqa: E402
 from cli.produce import put  # noqa: E402
 from cli.s3_replicator import S3Replicator  # noqa: E402
-from connectors import lake, read_pointer  # noqa: E402
+from cli.flink_rest import FlinkRestError, _call, running_job  # noqa: E402
+from connectors import lake, maintenance, read_pointer  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
 
 HOME, REMOTE = "us-east-1", "eu-west-1"
@@ -39,6 +42,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--replication-lag", type=float, default=2.0)
     ap.add_argument("--port", type=int, default=4599)
+    ap.add_argument("--rest-port", type=int, default=18097)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sb = Sandbox(Path(tmp), a.port, [HOME]).up()
@@ -46,7 +50,17 @@ def main() -> int:
         stop = threading.Event()
         try:
             print("starting the us-east-1 job ...", flush=True)
-            sb.start_jobs([HOME])
+            sb.start_jobs([HOME], rest_ports={HOME: a.rest_port})
+            checkpoints: dict[int, tuple[int, int]] = {}  # id -> (triggered, completed) ms
+
+            def poll_checkpoints():
+                try:
+                    job = running_job(a.rest_port)
+                    for c in _call(a.rest_port, f"/jobs/{job}/checkpoints")["history"]:
+                        if c["status"] == "COMPLETED":
+                            checkpoints[c["id"]] = (c["trigger_timestamp"], c["latest_ack_timestamp"])
+                except (FlinkRestError, KeyError):
+                    pass
             pair = [(s.lake.bucket(HOME), read_pointer.replica_bucket(s, HOME, REMOTE))]
             with S3Replicator(s, pair, lag_s=a.replication_lag):
                 def publisher():
@@ -81,6 +95,7 @@ def main() -> int:
                     now = time.time() * 1000
                     for eid in rows["event_id"].to_pylist():
                         seen_remote.setdefault(eid, now)
+                    poll_checkpoints()
                     if not prod.is_alive() and all(e in seen_remote for e in produced):
                         break
                     time.sleep(0.25)
@@ -88,20 +103,29 @@ def main() -> int:
             home_lag = [seen_home[e] - ts for e, ts in produced.items() if e in seen_home]
             remote_lag = [seen_remote[e] - ts for e, ts in produced.items() if e in seen_remote]
             table = lake.load_table(s, HOME)
-            sums = [x.summary.additional_properties for x in table.metadata.snapshots if x.summary]
+            snaps = [x for x in table.metadata.snapshots if x.summary]
+            sums = [x.summary.additional_properties for x in snaps]
             files = [int(m.get("added-data-files", 0)) for m in sums]
             sizes = [int(m.get("added-files-size", 0)) for m in sums]
-            small = sum(1 for m in sums for _ in range(int(m.get("added-data-files", 0)))
-                        if int(m.get("added-files-size", 0)) / max(int(m.get("added-data-files", 1)), 1) < 1 << 20)
+            commit_lat, ckpt_to_commit = [], []
+            for x, m in zip(snaps, sums):
+                c = checkpoints.get(int(m.get("flink.max-committed-checkpoint-id", -1)))
+                if c:
+                    commit_lat.append(x.timestamp_ms - c[1])
+                    ckpt_to_commit.append(x.timestamp_ms - c[0])
+            st = maintenance.stats(table)
             print(f"\nload: {len(produced)} events at {a.rate:.0f}/s over {a.seconds:.0f}s, 50 keys; "
                   f"checkpoint interval {s.job.checkpoint_interval_ms / 1000:.1f}s; replication lag {a.replication_lag}s")
             print(f"{'reader':28} {'seen':>6} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'max s':>7}")
             for name, lag in ((f"{HOME} (home)", home_lag), (f"{REMOTE} (read pointer)", remote_lag)):
                 print(f"{name:28} {len(lag):>6} {pct(lag, 50) / 1000:7.2f} {pct(lag, 95) / 1000:7.2f} "
                       f"{pct(lag, 99) / 1000:7.2f} {max(lag) / 1000 if lag else float('nan'):7.2f}")
+            print(f"commit latency (checkpoint complete -> snapshot committed), {len(commit_lat)} commits: "
+                  f"p50 {pct(commit_lat, 50):.0f} ms, p95 {pct(commit_lat, 95):.0f} ms, max {max(commit_lat, default=0):.0f} ms; "
+                  f"checkpoint triggered -> committed p50 {pct(ckpt_to_commit, 50):.0f} ms, p95 {pct(ckpt_to_commit, 95):.0f} ms")
             print(f"commits: {len(sums)} snapshots, data files per commit median {pct(files, 50):.0f}, "
-                  f"bytes per commit median {pct(sizes, 50):.0f}, small-file (<1 MiB) ratio "
-                  f"{small / max(sum(files), 1):.2f}")
+                  f"bytes per commit median {pct(sizes, 50):.0f}; table: {st.data_files} files, small-file "
+                  f"(<{maintenance.SMALL_FILE_BYTES >> 20} MiB) ratio {st.small_file_ratio:.2f}")
             return 0 if len(home_lag) == len(remote_lag) == len(produced) else 1
         finally:
             stop.set()

@@ -41,7 +41,7 @@ def resume_line(sb, *extra) -> str:
 
 
 def test_maintenance_keeps_exactly_once_across_a_restore(tmp_path):
-    sb = Sandbox(tmp_path, 4599, [REGION]).up()
+    sb = Sandbox(tmp_path, 4589, [REGION]).up()
     ckpt = tmp_path / "ckpt"
     sent: list[str] = []
 
