@@ -14,6 +14,7 @@ from pyflink.datastream import DataStream
 from pyflink.java_gateway import get_gateway
 
 from conf.settings import Settings
+from connectors.lake_schema import SMALL_FILE_BYTES
 
 DYNAMODB_CATALOG = "org.apache.iceberg.aws.dynamodb.DynamoDbCatalog"
 
@@ -86,3 +87,10 @@ def add_sink(rows: DataStream, settings: Settings, uid_prefix: str) -> None:
         .setSnapshotProperty("homeflow.writer-region", region)
         .append()
     )
+
+
+def add_stats(ticks: DataStream, settings: Settings) -> None:
+    """The Java lake-stats operator: the home table's shape as kinesisanalytics gauges."""
+    jvm = get_gateway().jvm
+    fn = jvm.dev.homeflow.flink.LakeStatsFunction(java_table_loader(settings, settings.job.region), SMALL_FILE_BYTES)
+    ticks._j_data_stream.process(fn).uid("lake-stats").name("lake-stats").setParallelism(1)

@@ -33,3 +33,6 @@ TABLE_PROPERTIES = {
     "write.metadata.previous-versions-max": "50",
     "write.metadata.delete-after-commit.enabled": "true",
 }
+# "Small" data file, for the small-file ratio (CLI stats and the job's gauges): under a quarter of
+# the 128 MB compaction target.
+SMALL_FILE_BYTES = 32 * 1024 * 1024

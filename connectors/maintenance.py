@@ -30,10 +30,10 @@ from pyiceberg.table import (AssertRefSnapshotId, RemoveSnapshotsUpdate, Table, 
 
 from conf.settings import Settings
 from connectors import aws, lake
+from connectors.lake_schema import SMALL_FILE_BYTES
 from udfs import retention
 
 MAIN = "main"
-SMALL_FILE_BYTES = 32 * 1024 * 1024  # "small": under a quarter of the 128 MB compaction target
 
 
 @_apply_table_update.register(RemoveSnapshotsUpdate)
@@ -78,7 +78,8 @@ class TableStats:
 
 class StatsProbe:
     """Table statistics, reading each manifest once: manifests are immutable and a fast append
-    adds one, so a periodic probe (the job's lake-stats operator) reads only what is new."""
+    adds one, so a repeated probe reads only what is new. (The job's gauges come from the Java
+    twin of this, `LakeStatsFunction`, so the packaged job needs no PyIceberg.)"""
 
     def __init__(self, small_bytes: int = SMALL_FILE_BYTES):
         self.small_bytes = small_bytes

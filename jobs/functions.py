@@ -106,45 +106,6 @@ class RoutingFeedFunction(ProcessFunction):
         yield table.to_json()
 
 
-class LakeStatsFunction(ProcessFunction):
-    """On every tick (parallelism 1), reads this region's home table through the catalog and
-    publishes its shape as gauges under kinesisanalytics: snapshots, data files, small-file ratio,
-    the last commit's files and bytes, and how long ago it landed. The commit itself is Java's
-    (Iceberg's committer reports `lastCommitDurationMs` in its own metric group, which Managed
-    Flink does not export); these gauges are what CloudWatch can alarm on. Emits nothing."""
-
-    GAUGES = ("snapshots", "data_files", "median_file_bytes", "last_commit_files", "last_commit_bytes")
-
-    def __init__(self, settings_doc: dict[str, Any]):
-        self.settings_doc = settings_doc
-
-    def open(self, ctx: RuntimeContext) -> None:
-        from conf.settings import settings_from_groups
-        from connectors.maintenance import StatsProbe
-        self.settings = settings_from_groups(self.settings_doc)
-        self.probe = StatsProbe()
-        self.last = None
-        self.errors = _Counters(ctx, "homeflow_lake_")
-        group = ctx.get_metrics_group().add_group(METRIC_GROUP)
-        for name in self.GAUGES:
-            group.gauge(f"homeflow_lake_{name}", lambda n=name: getattr(self.last, n, 0) if self.last else 0)
-        group.gauge("homeflow_lake_small_file_permille",
-                    lambda: int(self.last.small_file_ratio * 1000) if self.last else 0)
-        group.gauge("homeflow_lake_commit_age_ms",
-                    lambda: _now_ms() - self.last.last_commit_ms if self.last and self.last.last_commit_ms else -1)
-
-    def process_element(self, value: int, ctx: ProcessFunction.Context):
-        from connectors import lake
-        try:
-            table = lake.load_table(self.settings, self.settings.job.region)
-            if table is not None:
-                self.last = self.probe.stats(table)
-        except Exception as e:  # a slow or failing read must not fail the job; the next tick retries
-            self.errors.inc("stats_errors")
-            log.warning("lake stats failed: %s", e)
-        return iter(())
-
-
 class RouterFunction(KeyedBroadcastProcessFunction):
     """Home-region router, keyed by business key, with the routing table as broadcast state.
 

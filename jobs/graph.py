@@ -9,8 +9,7 @@ from pyflink.java_gateway import get_gateway
 from conf.settings import Settings
 from connectors import iceberg_sink, kinesis
 from jobs import rows
-from jobs.functions import (DEAD_LETTER_TAG, ROUTING_STATE, LakeStatsFunction, RouterFunction,
-                           RoutingFeedFunction, forward_tag)
+from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, RouterFunction, RoutingFeedFunction, forward_tag
 
 
 def _tick_source(period_ms: int) -> Source:
@@ -47,10 +46,9 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
              .uid("router").name("router"))
 
     iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
-    env.from_source(_tick_source(job.lake_stats_interval_ms), no_wm, "lake-stats-ticks", type_info=Types.LONG()) \
-        .uid("lake-stats-ticks").set_parallelism(1) \
-        .process(LakeStatsFunction(settings_doc), output_type=Types.LONG()) \
-        .uid("lake-stats").name("lake-stats").set_parallelism(1)
+    lake_ticks = env.from_source(_tick_source(job.lake_stats_interval_ms), no_wm, "lake-stats-ticks",
+                                 type_info=Types.LONG()).uid("lake-stats-ticks").set_parallelism(1)
+    iceberg_sink.add_stats(lake_ticks, settings)
     for remote in job.remote_regions:
         homed.get_side_output(forward_tag(remote)) \
             .sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward,

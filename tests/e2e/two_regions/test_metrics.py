@@ -82,7 +82,7 @@ def test_lake_commit_metrics(two_regions):
         return (m, i) if ok else None
     m, i = wait_until(settled, 60, 2.0, sb.jobs, "lake gauges and committer counters")
     assert m["homeflow_lake_data_files"] >= 1 and m["homeflow_lake_last_commit_files"] >= 1
-    assert m["homeflow_lake_last_commit_bytes"] > 0 and m["homeflow_lake_median_file_bytes"] > 0
+    assert m["homeflow_lake_last_commit_bytes"] > 0 and m["homeflow_lake_avg_file_bytes"] > 0
     assert m["homeflow_lake_small_file_permille"] == 1000  # KB-sized files: all small until compacted
     assert 0 <= m["homeflow_lake_commit_age_ms"] < 60_000
     assert m.get("homeflow_lake_stats_errors", 0) == 0
