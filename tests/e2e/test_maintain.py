@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -96,7 +97,18 @@ def test_maintenance_keeps_exactly_once_across_a_restore(tmp_path):
         job = start_job(REGION, sb.properties, tmp_path / "logs-1",
                         extra_args=["--checkpoint-dir", ckpt.as_uri(), "--restore", latest_checkpoint(ckpt).as_uri()])
         sb.jobs.append(job)
-        produce_batches(2, 4, job)
+        # ... and maintenance again while it runs and commits (its expiry plans against a moving
+        # head; a long orphan age, as in production, spares the writer's in-flight files).
+        concurrent: list = []
+        t = threading.Thread(target=lambda: concurrent.append(subprocess.run(
+            [sys.executable, "-m", "cli.main", "--properties", str(sb.properties), "maintain", "--region", REGION,
+             "--expire-older-than", "0s", "--retain-last", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)))
+        produce_batches(2, 1, job)
+        t.start()
+        produce_batches(3, 4, job)
+        t.join(300)
+        assert concurrent and concurrent[0].returncode == 0, concurrent and concurrent[0].stderr[-3000:]
+        print(concurrent[0].stdout)
         time.sleep(3)  # more checkpoints: a repeated commit would have landed by now
         assert_once()
         kill_after_a_checkpoint(job)
