@@ -72,7 +72,7 @@ class TableStats:
     def line(self) -> str:
         return (f"{self.snapshots} snapshots, {self.data_files} data files ({self.data_bytes / 1024:.0f} KiB, "
                 f"median {self.median_file_bytes / 1024:.1f} KiB), {self.records} records, "
-                f"small-file ratio {self.small_file_ratio:.2f}; last commit {self.last_commit_files} files / "
+                f"small-file ratio {self.small_file_ratio:.2f}; last data commit {self.last_commit_files} files / "
                 f"{self.last_commit_bytes / 1024:.1f} KiB")
 
 
@@ -100,15 +100,25 @@ class StatsProbe:
         for gone in set(self._sizes) - live:
             del self._sizes[gone]
         extra = snap.summary.additional_properties if snap.summary else {}
+        # The newest commit that added data (Flink also commits empty snapshots now and then).
+        by_id = {s.snapshot_id: s for s in table.metadata.snapshots}
+        last, walked = snap, 0
+        while last is not None and walked < 1000 and not _added_files(last):
+            last, walked = by_id.get(last.parent_snapshot_id), walked + 1
+        added = last.summary.additional_properties if last is not None and last.summary else {}
         return TableStats(
             snapshots=len(table.metadata.snapshots), data_files=len(sizes), data_bytes=sum(sizes),
             records=int(extra.get("total-records", 0)),
             small_files=sum(1 for s in sizes if s < self.small_bytes),
             median_file_bytes=int(statistics.median(sizes)) if sizes else 0,
-            last_commit_files=int(extra.get("added-data-files", 0)),
-            last_commit_bytes=int(extra.get("added-files-size", 0)),
+            last_commit_files=int(added.get("added-data-files", 0)),
+            last_commit_bytes=int(added.get("added-files-size", 0)),
             last_commit_ms=snap.timestamp_ms,
         )
+
+
+def _added_files(snap) -> int:
+    return int(snap.summary.additional_properties.get("added-data-files", 0)) if snap.summary else 0
 
 
 def stats(table: Table, small_bytes: int = SMALL_FILE_BYTES) -> TableStats:

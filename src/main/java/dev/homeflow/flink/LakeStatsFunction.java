@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
 /**
  * On every tick, reads the region's home table through the catalog and publishes its shape as
  * gauges under {@code kinesisanalytics} (the group Managed Flink exports to CloudWatch): snapshots,
- * data files, small-file ratio, average file size, the last commit's files and bytes, and how long
+ * data files, small-file ratio, average file size, the files and bytes of the last commit that added data, and how long
  * ago it landed. Manifests are immutable and a fast append adds one, so each is read once. In Java
  * (not a Python operator) so the packaged job needs no PyIceberg on the service. Emits nothing.
  */
@@ -29,6 +29,7 @@ public final class LakeStatsFunction extends ProcessFunction<Long, Long> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(LakeStatsFunction.class);
     private static final String GROUP = "kinesisanalytics";
+    private static final int MAX_WALK = 1000;
 
     private final TableLoader loader;
     private final long smallFileBytes;
@@ -105,10 +106,19 @@ public final class LakeStatsFunction extends ProcessFunction<Long, Long> {
             dataFiles = files;
             smallFiles = small;
             dataBytes = bytes;
-            Map<String, String> summary = current.summary();
-            lastCommitFiles = Long.parseLong(summary.getOrDefault("added-data-files", "0"));
-            lastCommitBytes = Long.parseLong(summary.getOrDefault("added-files-size", "0"));
             lastCommitMs = current.timestampMillis();
+            // Files and bytes of the newest commit that added data: Flink's committer also commits
+            // empty snapshots (every flink.max-continuous-empty-commits checkpoints without data).
+            Snapshot s = current;
+            for (int i = 0; s != null && i < MAX_WALK; i++) {
+                long added = Long.parseLong(s.summary().getOrDefault("added-data-files", "0"));
+                if (added > 0) {
+                    lastCommitFiles = added;
+                    lastCommitBytes = Long.parseLong(s.summary().getOrDefault("added-files-size", "0"));
+                    break;
+                }
+                s = s.parentId() == null ? null : table.snapshot(s.parentId());
+            }
         } catch (Exception e) { // a failing read must not fail the job; the next tick retries
             errors.inc();
             LOG.warn("lake stats failed", e);
