@@ -36,6 +36,8 @@ def run(args, settings: Settings) -> int:
             print(f"{home}: no table (run `homeflow lake init`), skipped")
             continue
         print(f"{home}: before: {maintenance.stats(table).line()}", flush=True)
+        if args.compact and args.dry_run:
+            print(f"{home}: compaction (dry run): not planned; it runs only for real (Iceberg's rewrite action)")
         if args.compact and not args.dry_run:
             t0 = time.monotonic()
             c = maintenance.compact(settings, home, args.target_file_mb * 1024 * 1024, JAR)
