@@ -11,7 +11,7 @@ class FlinkRestError(RuntimeError):
     pass
 
 
-def _call(port: int, path: str, body: dict | None = None):
+def call(port: int, path: str, body: dict | None = None):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",
                                  data=json.dumps(body).encode() if body is not None else None,
                                  headers={"Content-Type": "application/json"})
@@ -23,7 +23,7 @@ def _call(port: int, path: str, body: dict | None = None):
 
 
 def running_job(port: int) -> str:
-    jobs = [j["id"] for j in _call(port, "/jobs")["jobs"] if j["status"] == "RUNNING"]
+    jobs = [j["id"] for j in call(port, "/jobs")["jobs"] if j["status"] == "RUNNING"]
     if len(jobs) != 1:
         raise FlinkRestError(f"expected one RUNNING job on port {port}, found {len(jobs)}")
     return jobs[0]
@@ -33,10 +33,10 @@ def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180) -> str
     """Stop the running job with a savepoint (no drain: event time is not advanced, so a restore
     continues exactly where it stopped). Returns the savepoint's location."""
     job = running_job(port)
-    trigger = _call(port, f"/jobs/{job}/stop", {"targetDirectory": target_dir, "drain": False})["request-id"]
+    trigger = call(port, f"/jobs/{job}/stop", {"targetDirectory": target_dir, "drain": False})["request-id"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = _call(port, f"/jobs/{job}/savepoints/{trigger}")
+        r = call(port, f"/jobs/{job}/savepoints/{trigger}")
         if r["status"]["id"] == "COMPLETED":
             op = r.get("operation", {})
             if "location" in op:
@@ -44,3 +44,11 @@ def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180) -> str
             raise FlinkRestError(f"stop-with-savepoint of {job} failed: {op.get('failure-cause', op)}")
         time.sleep(0.5)
     raise FlinkRestError(f"stop-with-savepoint of {job} did not complete in {timeout:.0f}s")
+
+
+def completed_checkpoints(port: int) -> dict[int, tuple[int, int]]:
+    """Checkpoint id -> (triggered, completed) epoch ms, for the completed checkpoints in the
+    running job's recent history (Flink keeps the last `web.checkpoints.history`, 10)."""
+    job = running_job(port)
+    return {c["id"]: (c["trigger_timestamp"], c["latest_ack_timestamp"])
+            for c in call(port, f"/jobs/{job}/checkpoints")["history"] if c["status"] == "COMPLETED"}

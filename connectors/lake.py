@@ -150,3 +150,42 @@ def read_rows(settings: Settings, home_region: str, columns: tuple[str, ...] = (
     if table is None or table.current_snapshot() is None:
         return SCHEMA.as_arrow().empty_table() if columns == ("*",) else pa.table({c: [] for c in columns})
     return table.scan(selected_fields=columns, snapshot_id=snapshot_id).to_arrow()
+
+
+def summary(snap) -> dict[str, str]:
+    """A snapshot's summary properties (empty when it has none)."""
+    return snap.summary.additional_properties if snap.summary else {}
+
+
+class LiveFiles:
+    """The live data files (path, size) of each manifest, read once: manifests are immutable, so
+    snapshots sharing a manifest, or a probe repeated as the table grows, read only new ones."""
+
+    def __init__(self):
+        self._by_manifest: dict[str, list[tuple[str, int]]] = {}
+
+    def of_manifest(self, manifest, io) -> list[tuple[str, int]]:
+        files = self._by_manifest.get(manifest.manifest_path)
+        if files is None:
+            files = self._by_manifest[manifest.manifest_path] = [
+                (e.data_file.file_path, e.data_file.file_size_in_bytes)
+                for e in manifest.fetch_manifest_entry(io, discard_deleted=True)]
+        return files
+
+    def keep_only(self, manifest_paths: set[str]) -> None:
+        for gone in set(self._by_manifest) - manifest_paths:
+            del self._by_manifest[gone]
+
+    def reachable(self, snap, io) -> set[str]:
+        """Every file one snapshot reaches: its manifest list, manifests and live data files."""
+        out = {snap.manifest_list}
+        for m in snap.manifests(io):
+            out.add(m.manifest_path)
+            out.update(path for path, _ in self.of_manifest(m, io))
+        return out
+
+    def reachable_all(self, snaps, io) -> set[str]:
+        out: set[str] = set()
+        for snap in snaps:
+            out |= self.reachable(snap, io)
+        return out

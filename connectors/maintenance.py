@@ -20,10 +20,12 @@ import os
 import statistics
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from botocore.exceptions import ClientError
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import (AssertRefSnapshotId, RemoveSnapshotsUpdate, Table, TableMetadata,
                              _apply_table_update, _TableMetadataUpdateContext)
@@ -77,38 +79,30 @@ class TableStats:
 
 
 class StatsProbe:
-    """Table statistics, reading each manifest once: manifests are immutable and a fast append
-    adds one, so a repeated probe reads only what is new. (The job's gauges come from the Java
-    twin of this, `LakeStatsFunction`, so the packaged job needs no PyIceberg.)"""
+    """Table statistics, reading each manifest once (`lake.LiveFiles`), so a repeated probe reads
+    only what is new. (The job's gauges come from the Java twin of this, `LakeStatsFunction`,
+    so the packaged job needs no PyIceberg.)"""
 
     def __init__(self, small_bytes: int = SMALL_FILE_BYTES):
         self.small_bytes = small_bytes
-        self._sizes: dict[str, list[int]] = {}  # manifest path -> live data file sizes
+        self._live = lake.LiveFiles()
 
     def stats(self, table: Table) -> TableStats:
         snap = table.current_snapshot()
         if snap is None:
             return TableStats(len(table.metadata.snapshots), 0, 0, 0, 0, 0, 0, 0)
-        sizes: list[int] = []
-        live = set()
-        for m in snap.manifests(table.io):
-            live.add(m.manifest_path)
-            if m.manifest_path not in self._sizes:
-                self._sizes[m.manifest_path] = [
-                    e.data_file.file_size_in_bytes for e in m.fetch_manifest_entry(table.io, discard_deleted=True)]
-            sizes += self._sizes[m.manifest_path]
-        for gone in set(self._sizes) - live:
-            del self._sizes[gone]
-        extra = snap.summary.additional_properties if snap.summary else {}
+        manifests = snap.manifests(table.io)
+        sizes = [size for m in manifests for _, size in self._live.of_manifest(m, table.io)]
+        self._live.keep_only({m.manifest_path for m in manifests})
         # The newest commit that added data (Flink also commits empty snapshots now and then).
         by_id = {s.snapshot_id: s for s in table.metadata.snapshots}
         last, walked = snap, 0
-        while last is not None and walked < 1000 and not _added_files(last):
+        while last is not None and walked < 1000 and not int(lake.summary(last).get("added-data-files", 0)):
             last, walked = by_id.get(last.parent_snapshot_id), walked + 1
-        added = last.summary.additional_properties if last is not None and last.summary else {}
+        added = lake.summary(last) if last is not None else {}
         return TableStats(
             snapshots=len(table.metadata.snapshots), data_files=len(sizes), data_bytes=sum(sizes),
-            records=int(extra.get("total-records", 0)),
+            records=int(lake.summary(snap).get("total-records", 0)),
             small_files=sum(1 for s in sizes if s < self.small_bytes),
             median_file_bytes=int(statistics.median(sizes)) if sizes else 0,
             last_commit_files=int(added.get("added-data-files", 0)),
@@ -117,40 +111,11 @@ class StatsProbe:
         )
 
 
-def _added_files(snap) -> int:
-    return int(snap.summary.additional_properties.get("added-data-files", 0)) if snap.summary else 0
-
-
 def stats(table: Table, small_bytes: int = SMALL_FILE_BYTES) -> TableStats:
     return StatsProbe(small_bytes).stats(table)
 
 
-# ------------------------------------------------------------------------------------ reachability
-
-class _Reach:
-    """Files each snapshot reaches (manifest list, manifests, live data files); manifests are read
-    once however many snapshots share them."""
-
-    def __init__(self, table: Table):
-        self.table = table
-        self._manifest_files: dict[str, set[str]] = {}
-
-    def of(self, snap) -> set[str]:
-        out = {snap.manifest_list}
-        for m in snap.manifests(self.table.io):
-            if m.manifest_path not in self._manifest_files:
-                self._manifest_files[m.manifest_path] = {
-                    e.data_file.file_path for e in m.fetch_manifest_entry(self.table.io, discard_deleted=True)}
-            out.add(m.manifest_path)
-            out |= self._manifest_files[m.manifest_path]
-        return out
-
-    def of_all(self, snaps) -> set[str]:
-        out: set[str] = set()
-        for s in snaps:
-            out |= self.of(s)
-        return out
-
+# --------------------------------------------------------------------------------------- deletion
 
 def _s3_delete(settings: Settings, region: str, paths: list[str]) -> None:
     s3 = aws.client("s3", region, settings.aws)
@@ -167,12 +132,9 @@ def _s3_delete(settings: Settings, region: str, paths: list[str]) -> None:
 # ------------------------------------------------------------------------------------------ expiry
 
 def snapshot_infos(table: Table) -> list[retention.SnapshotInfo]:
-    out = []
-    for s in table.metadata.snapshots:
-        extra = s.summary.additional_properties if s.summary else {}
-        out.append(retention.SnapshotInfo(s.snapshot_id, s.parent_snapshot_id, s.timestamp_ms,
-                                          extra.get(retention.FLINK_JOB_ID)))
-    return out
+    return [retention.SnapshotInfo(s.snapshot_id, s.parent_snapshot_id, s.timestamp_ms,
+                                   lake.summary(s).get(retention.FLINK_JOB_ID))
+            for s in table.metadata.snapshots]
 
 
 def view_pins(settings: Settings, home: str) -> set[int]:
@@ -181,7 +143,7 @@ def view_pins(settings: Settings, home: str) -> set[int]:
     from connectors import lake_view
     try:
         view = lake_view.current_view(settings, home)
-    except Exception:  # no read-pointer table in this region: nothing published, nothing pinned
+    except ClientError:  # no read-pointer table in this region: nothing published, nothing pinned
         return set()
     t = (view or {}).get("tables", {}).get(home)
     return {int(t["snapshot_id"])} if t else set()
@@ -216,10 +178,11 @@ def expire(settings: Settings, home: str, older_than_s: float, retain_last: int,
             time.sleep(0.1 * attempt)  # a commit landed since the plan: plan again on the new head
             continue
         result.committed = True
-        reach = _Reach(table)
-        expired = [s for s in before if s.snapshot_id in set(p.expire)]
+        live, gone = lake.LiveFiles(), set(p.expire)
+        expired = [s for s in before if s.snapshot_id in gone]
         kept = [s for s in before if s.snapshot_id in p.keep]
-        result.deleted_files = sorted(retention.files_to_delete(reach.of_all(expired), reach.of_all(kept)))
+        result.deleted_files = sorted(retention.files_to_delete(
+            live.reachable_all(expired, table.io), live.reachable_all(kept, table.io)))
         _s3_delete(settings, home, result.deleted_files)
         return result
     raise CommitFailedException(f"{home}: expiry lost the race to concurrent commits {attempts} times")
@@ -242,7 +205,7 @@ def remove_orphans(settings: Settings, home: str, min_age_s: float, dry_run: boo
     if table is None:
         raise RuntimeError(f"no table for home region {home}; create it with `homeflow lake init`")
     referenced = {table.metadata_location, *(e.metadata_file for e in table.metadata.metadata_log)}
-    referenced |= _Reach(table).of_all(table.metadata.snapshots)
+    referenced |= lake.LiveFiles().reachable_all(table.metadata.snapshots, table.io)
     found = retention.orphans(_listed(settings, home, table.metadata.location), referenced, time.time(), min_age_s)
     if found and not dry_run:
         _s3_delete(settings, home, found)
@@ -274,12 +237,18 @@ def start_jvm(settings: Settings, jar: Path):
     return env
 
 
-def compact(settings: Settings, home: str, target_bytes: int, jar: Path) -> CompactResult:
+@contextmanager
+def _java_table(settings: Settings, home: str, jar: Path):
+    """(local Flink environment, JVM view, the table as Java loads it), for Iceberg's Java code."""
+    env = start_jvm(settings, jar)
     from pyflink.java_gateway import get_gateway
     from connectors.iceberg_sink import java_table
-    env = start_jvm(settings, jar)
-    jvm = get_gateway().jvm
     with java_table(settings, home) as t:
+        yield env, get_gateway().jvm, t
+
+
+def compact(settings: Settings, home: str, target_bytes: int, jar: Path) -> CompactResult:
+    with _java_table(settings, home, jar) as (env, jvm, t):
         if t.currentSnapshot() is None:
             return CompactResult(0, 0)
         r = (jvm.org.apache.iceberg.flink.actions.Actions.forTable(env._j_stream_execution_environment, t)
@@ -309,7 +278,7 @@ def resume_checks(settings: Settings, home: str, jar: Path, jobs: list[str] = ()
         return []
     newest: dict[tuple[str, str], int | None] = {}
     for s in sorted(table.metadata.snapshots, key=lambda x: x.sequence_number):
-        extra = s.summary.additional_properties if s.summary else {}
+        extra = lake.summary(s)
         if extra.get(retention.FLINK_JOB_ID) and extra.get("flink.max-committed-checkpoint-id"):
             newest[(extra[retention.FLINK_JOB_ID], extra.get("flink.operator-id", ""))] = int(
                 extra["flink.max-committed-checkpoint-id"])
@@ -318,10 +287,7 @@ def resume_checks(settings: Settings, home: str, jar: Path, jobs: list[str] = ()
             newest[(job, "")] = None
     if not newest:
         return []
-    from pyflink.java_gateway import get_gateway
-    from connectors.iceberg_sink import java_table
-    start_jvm(settings, jar)
-    probe = get_gateway().jvm.org.apache.iceberg.flink.sink.CommittedCheckpointProbe
-    with java_table(settings, home) as t:
+    with _java_table(settings, home, jar) as (_, jvm, t):
+        probe = jvm.org.apache.iceberg.flink.sink.CommittedCheckpointProbe
         return [ResumeCheck(job, op, recorded, probe.maxCommittedCheckpointId(t, job, op))
                 for (job, op), recorded in newest.items()]

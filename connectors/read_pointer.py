@@ -64,15 +64,6 @@ def ensure_table(settings: Settings, reader: str) -> None:
                          KeySchema=[{"AttributeName": "table", "KeyType": "HASH"}])
 
 
-def files_of_snapshot(table: Table, snap) -> list[str]:
-    """Manifest list, manifests and live data files of one snapshot (read through table.io)."""
-    files = [snap.manifest_list]
-    for m in snap.manifests(table.io):
-        files.append(m.manifest_path)
-        files += [e.data_file.file_path for e in m.fetch_manifest_entry(table.io, discard_deleted=True)]
-    return files
-
-
 def _exists(s3, location: str) -> bool:
     u = urlparse(location)
     try:
@@ -100,11 +91,12 @@ def publish(settings: Settings, home: str, reader: str) -> bool:
     if meta is None:
         return False
     replica = open_replica(settings, home, reader, meta)
+    live = lake.LiveFiles()
     for snap in sorted(replica.metadata.snapshots, key=lambda x: x.sequence_number, reverse=True):
         if snap.sequence_number <= done_seq:
             return False
         try:
-            complete = all(_exists(s3, _rewrite(f, src, dst)) for f in files_of_snapshot(replica, snap))
+            complete = all(_exists(s3, _rewrite(f, src, dst)) for f in live.reachable(snap, replica.io))
         except (FileNotFoundError, OSError):  # a manifest list or manifest not replicated yet
             complete = False
         if complete:

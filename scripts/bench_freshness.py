@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from cli.local_cluster import Sandbox  # noqa: E402
 from cli.produce import put  # noqa: E402
 from cli.s3_replicator import S3Replicator  # noqa: E402
-from cli.flink_rest import FlinkRestError, _call, running_job  # noqa: E402
+from cli.flink_rest import FlinkRestError, completed_checkpoints  # noqa: E402
 from connectors import lake, maintenance, read_pointer  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
 
@@ -55,11 +55,8 @@ def main() -> int:
 
             def poll_checkpoints():
                 try:
-                    job = running_job(a.rest_port)
-                    for c in _call(a.rest_port, f"/jobs/{job}/checkpoints")["history"]:
-                        if c["status"] == "COMPLETED":
-                            checkpoints[c["id"]] = (c["trigger_timestamp"], c["latest_ack_timestamp"])
-                except (FlinkRestError, KeyError):
+                    checkpoints.update(completed_checkpoints(a.rest_port))
+                except (FlinkRestError, KeyError):  # between job start and its first checkpoint
                     pass
             pair = [(s.lake.bucket(HOME), read_pointer.replica_bucket(s, HOME, REMOTE))]
             with S3Replicator(s, pair, lag_s=a.replication_lag):

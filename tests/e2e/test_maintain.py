@@ -26,17 +26,19 @@ pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
 
 
+def cli(sb, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli.main", "--properties", str(sb.properties), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 def homeflow(sb, *args) -> str:
-    r = subprocess.run([sys.executable, "-m", "cli.main", "--properties", str(sb.properties), *args],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = cli(sb, *args)
     assert r.returncode == 0, f"homeflow {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
     return r.stdout
 
 
 def resume_line(sb, *extra) -> str:
-    r = subprocess.run([sys.executable, "-m", "cli.main", "--properties", str(sb.properties),
-                        "lake", "resume", "--region", REGION, *extra], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+    r = cli(sb, "lake", "resume", "--region", REGION, *extra)
     lines = [x for x in r.stdout.splitlines() if "Flink job" in x]
     assert lines, f"no Flink commits reported:\n{r.stdout}\n{r.stderr}"
     return lines[-1] if len(lines) == 1 else "\n".join(lines)
@@ -101,9 +103,8 @@ def test_maintenance_keeps_exactly_once_across_a_restore(tmp_path):
         # ... and maintenance again while it runs and commits (its expiry plans against a moving
         # head; a long orphan age, as in production, spares the writer's in-flight files).
         concurrent: list = []
-        t = threading.Thread(target=lambda: concurrent.append(subprocess.run(
-            [sys.executable, "-m", "cli.main", "--properties", str(sb.properties), "maintain", "--region", REGION,
-             "--expire-older-than", "0s", "--retain-last", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)))
+        t = threading.Thread(target=lambda: concurrent.append(
+            cli(sb, "maintain", "--region", REGION, "--expire-older-than", "0s", "--retain-last", "1")))
         produce_batches(2, 1, job)
         t.start()
         produce_batches(3, 4, job)

@@ -2,11 +2,9 @@
 Flink exports to CloudWatch) and count what happened; read back through Flink's REST API."""
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import pytest
 
+from cli.flink_rest import call as _get, running_job
 from cli.jobrunner import wait_until
 from cli.produce import events, put
 from connectors import lake
@@ -15,21 +13,16 @@ from tests.e2e.two_regions.conftest import REST_PORTS
 pytestmark = pytest.mark.e2e
 
 
-def _get(port: int, path: str):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.loads(r.read())
-
-
 def _metrics(port: int, group: str = ".kinesisanalytics.") -> dict[str, float]:
     """Every metric of the running job in `group`, summed over subtasks, by metric name."""
-    job = next(j for j in _get(port, "/jobs")["jobs"] if j["status"] == "RUNNING")
+    job = running_job(port)
     out: dict[str, float] = {}
-    for v in _get(port, f"/jobs/{job['id']}")["vertices"]:
-        ids = [m["id"] for m in _get(port, f"/jobs/{job['id']}/vertices/{v['id']}/metrics")
+    for v in _get(port, f"/jobs/{job}")["vertices"]:
+        ids = [m["id"] for m in _get(port, f"/jobs/{job}/vertices/{v['id']}/metrics")
                if group in m["id"]]
         if not ids:
             continue
-        vals = _get(port, f"/jobs/{job['id']}/vertices/{v['id']}/metrics?get={','.join(ids)}")
+        vals = _get(port, f"/jobs/{job}/vertices/{v['id']}/metrics?get={','.join(ids)}")
         for m in vals:
             name = m["id"].rsplit(".", 1)[-1]
             out[name] = out.get(name, 0) + float(m["value"])
