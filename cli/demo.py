@@ -8,8 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 from conf.settings import Settings, load
-from cli import routes, sandbox
-from cli.jobrunner import JobProcess, await_canaries, start_job, wait_until
+from connectors import routing_control
+from sandbox import services as sandbox
+from sandbox.jobrunner import JobProcess, await_canaries, start_job, wait_until
 from cli.produce import decode, events, put, read_stream
 from connectors import lake
 
@@ -40,10 +41,11 @@ def run(args) -> int:
     t_start = time.monotonic()
     try:
         print("[1/6] sandbox up", flush=True)
-        sandbox.start(settings)
-        sandbox.create_resources(settings)
+        sandbox.up(settings, Path(args.properties))
+        routing_control.wait_replicated(settings, 1)
         states = {r: ("ACTIVE" if r in regions else "DOWN") for r in settings.job.regions}
-        table = routes.remap(settings, states, {})
+        table = routing_control.remap(settings, states, {})
+        routing_control.wait_replicated(settings, table.epoch)
         print(f"      routing epoch {table.epoch}: " + ", ".join(f"{r}={s}" for r, s in states.items()), flush=True)
         before = _visible(settings, regions)
 

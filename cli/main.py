@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from conf.settings import ConfigError, load
-from cli.paths import LOCAL_PROPERTIES
+from sandbox.paths import LOCAL_PROPERTIES
 
 
 def _settings(args):
@@ -19,19 +19,25 @@ def _settings(args):
 
 
 def cmd_sandbox(args) -> int:
-    from cli import sandbox
+    from pathlib import Path
+    from sandbox import services
     s = _settings(args)
     if args.action == "up":
-        sandbox.start(s)
-        made = sandbox.create_resources(s)
+        made = services.up(s, Path(args.properties), replicate=not args.no_replication,
+                           ddb_lag=args.ddb_lag, s3_lag=args.s3_lag)
         for region, items in made.items():
             print(f"{region}: " + (", ".join(items) if items else "all resources present"))
         print(f"sandbox up: {s.aws.endpoint} serving {', '.join(s.job.regions)}")
     elif args.action == "down":
-        stopped = sandbox.stop(s)
+        stopped = services.stop(s)
         print("stopped " + ", ".join(stopped) if stopped else "nothing of ours was running")
+    elif args.action in ("lose", "restore"):
+        if not args.region:
+            raise SystemExit(f"error: sandbox {args.action} needs --region R")
+        down = (services.lose if args.action == "lose" else services.restore)(s, args.region)
+        print("unreachable regions: " + (", ".join(down) if down else "none"))
     else:
-        sandbox.print_status(s)
+        services.print_status(s)
     return 0
 
 
@@ -108,7 +114,7 @@ def cmd_lake(args) -> int:
             t = lake.load_table(s, region)
             print(f"{region}: " + (stats(t).line() if t is not None else "no table (run `homeflow lake init`)"))
         else:
-            from cli.paths import JAR
+            from sandbox.paths import JAR
             from connectors.maintenance import resume_checks
             checks = resume_checks(s, region, JAR, args.job)
             if not checks:
@@ -129,7 +135,7 @@ def cmd_maintain(args) -> int:
 
 def cmd_stop(args) -> int:
     from pathlib import Path
-    from cli.flink_rest import FlinkRestError, stop_with_savepoint
+    from sandbox.flink_rest import FlinkRestError, stop_with_savepoint
     target = args.savepoint_dir if "://" in args.savepoint_dir else Path(args.savepoint_dir).resolve().as_uri()
     try:
         location = stop_with_savepoint(args.rest_port, target, args.timeout)
@@ -156,8 +162,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--properties", default=str(LOCAL_PROPERTIES), help="properties file (default: %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sp = sub.add_parser("sandbox", help="start/stop/inspect the local AWS sandbox")
-    sp.add_argument("action", choices=["up", "down", "status"])
+    sp = sub.add_parser("sandbox", help="start/stop/inspect the local AWS sandbox; lose/restore a region")
+    sp.add_argument("action", choices=["up", "down", "status", "lose", "restore"],
+                    help="lose: make --region unreachable (every request signed for it gets 503); restore: undo")
+    sp.add_argument("--region", help="lose/restore: the region")
+    sp.add_argument("--ddb-lag", type=float, default=1.0,
+                    help="up: seconds a DynamoDB global-table write takes to reach other regions (default: %(default)s)")
+    sp.add_argument("--s3-lag", type=float, default=2.0,
+                    help="up: seconds S3 cross-region replication takes (default: %(default)s)")
+    sp.add_argument("--no-replication", action="store_true", help="up: do not start the replication stand-ins")
     sp.set_defaults(func=cmd_sandbox)
 
     sp = sub.add_parser("produce", help="write envelope records to a region's ingest stream")
@@ -181,14 +194,28 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--once", action="store_true")
     sp.set_defaults(func=cmd_publish)
 
-    sp = sub.add_parser("routes", help="show, set or remap the routing table in DynamoDB")
-    sp.add_argument("action", choices=["show", "set", "remap"])
-    sp.add_argument("--region", help="DynamoDB region to read (show); default: all")
+    sp = sub.add_parser("routes", help="show or change the routing table (written in one region); follow a "
+                                       "change until it has moved")
+    sp.add_argument("action", choices=["show", "status", "set", "remap", "move", "drain"],
+                    help="status: which epoch each region's job routes under and whether the last change has "
+                         "moved; remap: change region states / key pins; move: pin --keys to --to; drain: move "
+                         "every key off --region (planned)")
+    sp.add_argument("--region", help="show: this region's replica only; drain: the region to drain")
     sp.add_argument("--file", help="set: JSON document to store (its epoch must rise)")
     sp.add_argument("--state", action="append", default=[], metavar="REGION=STATE",
                     help="remap: set a region ACTIVE, DRAINING or DOWN (repeatable)")
     sp.add_argument("--override", action="append", default=[], metavar="KEY=REGION",
                     help="remap: pin a key to a region; KEY= removes the pin (repeatable)")
+    sp.add_argument("--keys", help="move: comma-separated business keys")
+    sp.add_argument("--to", help="move: their new home region")
+    sp.add_argument("--write-region", help="the region to write the change in (default: homeflow.job/region, "
+                                           "the control region; name a surviving one when it is lost)")
+    sp.add_argument("--no-wait", action="store_true", help="do not wait until the change has moved")
+    sp.add_argument("--force", action="store_true", help="change even while the previous change is still moving")
+    sp.add_argument("--timeout", type=float, default=120, help="seconds to wait for the change to move")
+    sp.add_argument("--settle-ms", type=int, default=3000,
+                    help="moved = every job acknowledged, holds nothing, and saw no record routed under an older "
+                         "epoch for this long (default: %(default)s)")
     sp.set_defaults(func=cmd_routes)
 
     sp = sub.add_parser("route", help="print the home region and epoch of a business key")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from cli.paths import JAR
+from sandbox.paths import JAR
 from conf.settings import Settings
 from connectors import lake, maintenance
 from udfs.retention import parse_duration

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from cli.paths import JAR, ROOT
+from sandbox.paths import JAR, ROOT
 
 PACKAGES = ("jobs", "udfs", "connectors", "conf")
 # What the job imports at run time beyond PyFlink: boto3 for the routing-table poller.

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from conf.settings import Settings
 from connectors import aws
+from connectors.stream_reader import read_stream  # noqa: F401  (re-exported for tests and the demo)
 from udfs.envelope import Envelope
 
 BATCH = 500  # PutRecords limit
@@ -57,24 +58,6 @@ def put(settings: Settings, region: str, records: list[tuple[str, bytes]], strea
 def produce(settings: Settings, region: str, n: int, keys: int, seed: int) -> ProduceResult:
     recs = [(e.key, e.to_json().encode()) for e in events(region, n, keys, seed)]
     return put(settings, region, recs)
-
-
-def read_stream(settings: Settings, region: str, stream: str) -> list[dict]:
-    """Every record currently in a stream (all shards, from the start): for tests and the demo."""
-    kin = aws.client("kinesis", region, settings.aws)
-    out = []
-    for shard in kin.list_shards(StreamName=stream)["Shards"]:
-        it = kin.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            resp = kin.get_records(ShardIterator=it, Limit=10_000)
-            for r in resp["Records"]:
-                out.append({"shard": shard["ShardId"], "seq": r["SequenceNumber"],
-                            "key": r["PartitionKey"], "data": r["Data"]})
-            if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
-                break
-            it = resp.get("NextShardIterator")
-    return out
 
 
 def decode(records: list[dict]) -> list[dict]:

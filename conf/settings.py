@@ -70,6 +70,11 @@ class JobSettings:
     routing_table: str  # DynamoDB table holding the routing document
     routing_poll_ms: int
     lake_stats_interval_ms: int
+    handoff: str  # ordered (markers + acquisition, udfs/handoff.py) | none (the control)
+    handoff_timeout_ms: int
+    table_wait_ms: int
+    dedup_seed: str  # lake: at start, known event_ids come from the home table too | none
+    checkpoint_dir: str | None  # local runs: durable checkpoints (ignored on Managed Flink)
 
     @property
     def remote_regions(self) -> tuple[str, ...]:
@@ -152,12 +157,19 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "parallelism": (_int(1, 256), 1),
         "checkpoint.interval.ms": (_int(200, 3_600_000), 10_000),
         "python.execution.mode": (_choice("thread", "process"), "thread"),
-        "max.hops": (_int(1, 10), 2),
+        # Each re-forward happens under a newer epoch, so forwarding cannot loop; a record in
+        # flight bounces once per move it meets. 4 lets it meet two overlapping moves.
+        "max.hops": (_int(2, 10), 4),
         "max.record.bytes": (_int(64, 1_000_000), 256 * 1024),
         "dedup.ttl.hours": (_int(24, 24 * 30), 24),
         "routing.table": (_name, "homeflow-routing"),
         "routing.poll.ms": (_int(100, 60_000), 1_000),
         "lake.stats.interval.ms": (_int(1_000, 3_600_000), 15_000),
+        "handoff": (_choice("ordered", "none"), "ordered"),
+        "handoff.timeout.ms": (_int(1_000, 3_600_000), 30_000),
+        "table.wait.ms": (_int(1_000, 3_600_000), 30_000),
+        "dedup.seed": (_choice("lake", "none"), "lake"),
+        "checkpoint.dir": (_str, None),
     },
     "homeflow.aws": {
         "endpoint": (_url, None),
@@ -235,6 +247,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
             max_record_bytes=j["max.record.bytes"], dedup_ttl_hours=j["dedup.ttl.hours"],
             routing_table=j["routing.table"], routing_poll_ms=j["routing.poll.ms"],
             lake_stats_interval_ms=j["lake.stats.interval.ms"],
+            handoff=j["handoff"], handoff_timeout_ms=j["handoff.timeout.ms"], table_wait_ms=j["table.wait.ms"],
+            dedup_seed=j["dedup.seed"], checkpoint_dir=j["checkpoint.dir"],
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],

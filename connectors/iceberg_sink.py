@@ -76,6 +76,12 @@ def add_sink(rows: DataStream, settings: Settings, uid_prefix: str) -> None:
     region = settings.job.region
     with java_table(settings, region) as table:
         schema = table.schema()
+    from connectors.lake_schema import SCHEMA
+    have = {f.name() for f in schema.columns()}
+    missing = [f.name for f in SCHEMA.fields if f.name not in have]
+    if missing:
+        raise RuntimeError(f"Iceberg table of {region} lacks column(s) {', '.join(missing)} this job writes; "
+                           f"upgrade it with `homeflow lake init`")
     row_type = jvm.org.apache.iceberg.flink.FlinkSchemaUtil.convert(schema)
     (
         jvm.org.apache.iceberg.flink.sink.FlinkSink.builderFor(

@@ -134,7 +134,23 @@ def ensure_table(settings: Settings, home_region: str) -> Table:
             properties=TABLE_PROPERTIES,
         )
     except TableAlreadyExistsError:
-        return cat.load_table(ident)
+        return evolve(cat.load_table(ident))
+
+
+def missing_columns(table: Table) -> list[str]:
+    have = {f.name for f in table.schema().fields}
+    return [f.name for f in SCHEMA.fields if f.name not in have]
+
+
+def evolve(table: Table) -> Table:
+    """Add the columns a newer homeflow writes (all optional) to a table created by an older one."""
+    missing = [f for f in SCHEMA.fields if f.name in missing_columns(table)]
+    if not missing:
+        return table
+    with table.update_schema() as upd:
+        for f in missing:
+            upd.add_column(f.name, f.field_type, f.doc)
+    return table
 
 
 def load_table(settings: Settings, home_region: str, via_region: str | None = None) -> Table | None:

@@ -20,6 +20,14 @@ SCHEMA = Schema(
     NestedField(9, "payload", StringType(), required=False),
     # "stream/shard/sequence" this row was read from: evidence for order and for forwarding
     NestedField(10, "source", StringType(), required=True),
+    # When the router accepted it (ms): with `epoch`, a key's order across home tables is
+    # (epoch, routed_at). Optional so that older tables can be evolved (`homeflow lake init`).
+    NestedField(11, "routed_at", LongType(), required=False),
+    # How long it waited at the router (table not loaded, newer epoch, hand-off), ms.
+    NestedField(12, "held_ms", LongType(), required=False),
+    # Null when committed in its key's order; else why not: "stranded:<region>" (held by a lost
+    # region until it returned), "handoff-timeout:<region>", "reordered" (udfs/handoff.py).
+    NestedField(13, "unordered", StringType(), required=False),
 )
 # Readers ask for "one day" and "one key over a time range": partition by day, sort by key.
 PARTITION_SPEC = PartitionField(source_id=3, field_id=1000, transform=DayTransform(), name="event_day")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from typing import Any, Iterable
+from collections import OrderedDict
+from typing import Any
 
 from pyflink.common import Row, Time, Types
 from pyflink.datastream import OutputTag
@@ -17,22 +19,21 @@ from pyflink.datastream.state import (ListStateDescriptor, MapStateDescriptor, S
                                       ValueStateDescriptor)
 
 from jobs import rows
-from udfs import envelope as env_mod
 from udfs.dead_letter import dead_letter
-from udfs.envelope import Rejection
-from udfs.router import FORWARD, HOME, decide
-from udfs.routing_table import RoutingTable, RoutingTableError, accept
+from udfs.handoff import Dead, Forward, Held, Home, KeyRouter, KeyState
+from udfs.routing_table import RoutingTable, RoutingTableError, TableHistory, accept
 
 log = logging.getLogger("homeflow")
 METRIC_GROUP = "kinesisanalytics"
 DEAD_LETTER_TAG = OutputTag("dead-letter", rows.KINESIS_OUT)
 ROUTING_STATE = MapStateDescriptor("routing-table", Types.STRING(), Types.STRING())
-ROUTING_KEY = "current"
-WAIT_RETRY_MS = 200
-
-
-def forward_tag(region: str) -> OutputTag:
-    return OutputTag(f"forward-{region}", rows.KINESIS_OUT)
+HISTORY_KEY = "history"
+WAIT_RETRY_MS = 200  # held keys look again this often (a new table may have come)
+KEY_CACHE = 50_000  # key states kept decoded in memory (LRU); keyed state stays the truth
+LATE_KEY_METRICS = 1000  # keys with their own late-records counter, then one shared "other"
+ACK_EVERY_MS = 1000
+# Log every decision for one business key (debugging a hand-off): HOMEFLOW_TRACE_KEY=<key>.
+TRACE_KEY = os.environ.get("HOMEFLOW_TRACE_KEY")
 
 
 def _now_ms() -> int:
@@ -55,9 +56,10 @@ class _Counters:
 
 
 class RoutingFeedFunction(ProcessFunction):
-    """Polls the routing table in DynamoDB on every tick (parallelism 1) and emits each new valid
-    version once. Invalid items go to the dead-letter stream; the last good table stays in force.
-    DynamoDB errors are counted and retried on the next tick, never fatal."""
+    """Polls the routing table in DynamoDB on every tick (parallelism 1) and emits the current valid
+    version on every tick (the routers compare; the tick also paces their acknowledgements).
+    Invalid items go to the dead-letter stream; the last good table stays in force. DynamoDB
+    errors are counted and retried on the next tick, never fatal."""
 
     def __init__(self, settings_doc: dict[str, Any]):
         self.settings_doc = settings_doc
@@ -69,6 +71,7 @@ class RoutingFeedFunction(ProcessFunction):
         self.store = RoutingStore(self.settings, self.settings.job.region)
         self.known = frozenset(self.settings.job.regions)
         self.current: RoutingTable | None = None
+        self.current_text: str | None = None
         self.last_rejected: str | None = None
         self.metrics = _Counters(ctx, "homeflow_routing_")
         self._epoch = 0
@@ -80,156 +83,300 @@ class RoutingFeedFunction(ProcessFunction):
         except Exception as e:  # the emulator or DynamoDB may be briefly unavailable
             self.metrics.inc("poll_errors")
             log.warning("routing table poll failed: %s", e)
-            return
-        if text is None:
-            return
-        if self.current is not None and text == self.current.to_json():
-            return
-        try:
-            table = RoutingTable.from_json(text, self.known)
-            reason = accept(self.current, table)
-        except RoutingTableError as e:
-            table, reason = None, str(e)
-        if reason is not None:
-            if text != self.last_rejected:  # report each bad version once, not every tick
-                self.last_rejected = text
-                self.metrics.inc("rejected")
-                log.error("routing table rejected: %s", reason)
-                yield DEAD_LETTER_TAG, Row("routing-table", dead_letter(
-                    text, "bad-routing-table", reason, self.settings.job.region, _now_ms(),
-                    f"dynamodb/{self.settings.job.routing_table}"))
-            return
-        if table.epoch != (self.current.epoch if self.current else None):
-            log.info("routing table epoch %d loaded", table.epoch)
-        self.current = table
-        self._epoch = table.epoch
-        yield table.to_json()
+            text = None
+        if text is not None and (self.current is None or text != self.current.to_json()):
+            try:
+                table = RoutingTable.from_json(text, self.known)
+                reason = accept(self.current, table)
+            except RoutingTableError as e:
+                table, reason = None, str(e)
+            if reason is not None:
+                if text != self.last_rejected:  # report each bad version once, not every tick
+                    self.last_rejected = text
+                    self.metrics.inc("rejected")
+                    log.error("routing table rejected: %s", reason)
+                    yield DEAD_LETTER_TAG, Row("routing-table", dead_letter(
+                        text, "bad-routing-table", reason, self.settings.job.region, _now_ms(),
+                        f"dynamodb/{self.settings.job.routing_table}"))
+            else:
+                if table.epoch != (self.current.epoch if self.current else None):
+                    log.info("routing table epoch %d loaded", table.epoch)
+                self.current, self.current_text = table, table.to_json()
+                self._epoch = table.epoch
+        if self.current_text is not None:
+            yield self.current_text
+
+
+class _Seen:
+    """udfs.handoff.Seen over keyed map state (event_id -> ms committed), plus the event_ids the
+    home table held when the job started (the seed for a start without state)."""
+
+    def __init__(self, state, seed: set[str]):
+        self.state, self.seed = state, seed
+
+    def contains(self, event_id: str) -> bool:
+        return event_id in self.seed or self.state.contains(event_id)
+
+    def put(self, event_id: str, at_ms: int) -> None:
+        self.state.put(event_id, at_ms)
+
+    def recent(self, n: int) -> list[str]:
+        return [e for e, _ in sorted(self.state.items(), key=lambda kv: kv[1])[-n:]]
 
 
 class RouterFunction(KeyedBroadcastProcessFunction):
-    """Home-region router, keyed by business key, with the routing table as broadcast state.
+    """Home-region router, keyed by business key, with the routing table (and its recent history)
+    as broadcast state. The logic is `udfs.handoff.KeyRouter`; this class keeps its per-key state
+    in keyed state, its held records in keyed list state with a timer, and emits what it decides:
+    home records to the lake, forwards (and hand-off markers) to the side output of their region,
+    rejects to the dead-letter stream."""
 
-    * no record is routed before a table is in broadcast state: earlier records wait in keyed
-      state (with a timer) and leave in arrival order;
-    * home records are deduplicated by event_id (keyed map state with TTL) and go to the lake;
-    * other records go to the side output of their home region with hops+1 and our epoch;
-    * disagreements that cannot be resolved by a newer epoch go to the dead-letter stream.
-    """
-
-    def __init__(self, region: str, regions: Iterable[str], max_hops: int, dedup_ttl_ms: int,
-                 max_record_bytes: int):
-        self.region = region
-        self.regions = tuple(regions)
-        self.known = frozenset(regions)
-        self.max_hops = max_hops
-        self.dedup_ttl_ms = dedup_ttl_ms
-        self.max_record_bytes = max_record_bytes
+    def __init__(self, settings_doc: dict[str, Any]):
+        self.settings_doc = settings_doc
 
     def open(self, ctx: RuntimeContext) -> None:
-        seen = MapStateDescriptor("seen-event-ids", Types.STRING(), Types.BOOLEAN())
-        seen.enable_time_to_live(
-            StateTtlConfig.new_builder(Time.milliseconds(self.dedup_ttl_ms))
-            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-            .build())
-        self.seen = ctx.get_map_state(seen)
-        self.waiting = ctx.get_list_state(ListStateDescriptor("waiting-for-table", rows.SOURCE))
-        self.has_waiting = ctx.get_state(ValueStateDescriptor("has-waiting", Types.BOOLEAN()))
-        self.tags = {r: forward_tag(r) for r in self.regions if r != self.region}
-        self.forward_metric = {r: f"records_forwarded_{r.replace('-', '_')}" for r in self.tags}
+        from conf.settings import settings_from_groups
+        s = self.settings = settings_from_groups(self.settings_doc)
+        job = s.job
+        self.region = job.region
+        self.regions = frozenset(job.regions)
+        ttl = (StateTtlConfig.new_builder(Time.milliseconds(job.dedup_ttl_hours * 3_600_000))
+               .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+               .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired).build())
+        descs = {
+            "seen": MapStateDescriptor("seen-event-ids-v2", Types.STRING(), Types.LONG()),
+            "order": MapStateDescriptor("origin-high-water", Types.STRING(), Types.STRING()),
+            "kstate": ValueStateDescriptor("handoff-state", Types.STRING()),
+            "held": ListStateDescriptor("held-records", rows.HELD),
+        }
+        for d in descs.values():
+            d.enable_time_to_live(ttl)
+        self.seen = ctx.get_map_state(descs["seen"])
+        self.order = ctx.get_map_state(descs["order"])
+        self.kstate = ctx.get_state(descs["kstate"])
+        self.held = ctx.get_list_state(descs["held"])
         self.metrics = _Counters(ctx, "homeflow_")
-        self._table: RoutingTable | None = None
-        self._waiting_now = 0
         group = ctx.get_metrics_group().add_group(METRIC_GROUP)
-        group.gauge("homeflow_router_epoch", lambda: self._table.epoch if self._table else 0)
-        group.gauge("homeflow_records_waiting_for_table", lambda: self._waiting_now)
+        self._late_groups: dict[str, Any] = {}
+        self._group = group
+        self.core = KeyRouter(self.region, job.regions, job.max_hops, job.max_record_bytes,
+                              ordered=job.handoff == "ordered", handoff_timeout_ms=job.handoff_timeout_ms,
+                              table_wait_ms=job.table_wait_ms, count=self._count, pause=self._pause)
+        self._tables: TableHistory | None = None
+        self._cache: OrderedDict[str, list] = OrderedDict()  # key -> [KeyState, stored view, stored order]
+        self._busy: set = set()
+        self._held_now = 0
+        self._last_pause = 0
+        self._stale_at = 0
+        self._timers: dict[Any, int] = {}
+        group.gauge("homeflow_router_epoch", lambda: self._tables.current.epoch if self._tables and self._tables.current else 0)
+        group.gauge("homeflow_records_held", lambda: self._held_now)
+        group.gauge("homeflow_keys_held", lambda: len(self._busy))
+        group.gauge("homeflow_handoff_last_pause_ms", lambda: self._last_pause)
+        self.subtask = ctx.get_index_of_this_subtask()
+        self.parallelism = ctx.get_number_of_parallel_subtasks()
+        self._acked: tuple | None = None
+        self._acks = None
+        self._seed: set[str] = set()
+        self._dl_seen: set[str] = set()
+        if job.dedup_seed == "lake":
+            self._load_seeds()
+
+    def _load_seeds(self) -> None:
+        """What the lake and the dead-letter stream already hold, for a start without state: a
+        replay from the streams' start then commits no event_id and dead-letters no record twice.
+        On a restore it only repeats what keyed state knows. A failed read is logged, not fatal."""
+        from connectors.lake_seed import committed_event_ids
+        from connectors.stream_reader import read_stream
+        t0 = time.monotonic()
+        since = _now_ms() - self.settings.job.dedup_ttl_hours * 3_600_000
+        try:
+            self._seed = committed_event_ids(self.settings, self.region, since)
+        except Exception as e:  # noqa: BLE001
+            log.warning("dedup seed from the lake failed: %s", e)
+        try:
+            for r in read_stream(self.settings, self.region, self.settings.streams.dead_letter):
+                self._dl_seen.add(json.loads(r["data"]).get("source", ""))
+        except Exception as e:  # noqa: BLE001
+            log.warning("dead-letter seed failed: %s", e)
+        self._dl_seen.discard("")
+        log.info("router %d seeded with %d event_ids and %d dead-lettered sources in %.1fs", self.subtask,
+                 len(self._seed), len(self._dl_seen), time.monotonic() - t0)
+
+    # -- metrics hooks of the core
+
+    def _count(self, name: str, n: int = 1) -> None:
+        if name == "records_stale":
+            self._stale_at = _now_ms()
+        self.metrics.inc(name, n)
+
+    def _pause(self, ms: int) -> None:
+        self._last_pause = ms
+        self.metrics.inc("handoff_pause_ms_total", ms)
+
+    def _late_metric(self, key: str) -> None:
+        c = self._late_groups.get(key)
+        if c is None:
+            label = key if len(self._late_groups) < LATE_KEY_METRICS else "other"
+            c = self._late_groups.get(label)
+            if c is None:
+                c = self._late_groups[label] = self._group.add_group("key", label).counter("homeflow_records_late")
+            self._late_groups[key] = c
+        c.inc()
 
     # -- routing table (broadcast side)
 
-    def _current(self, ctx) -> RoutingTable | None:
-        # Broadcast state only changes in process_broadcast_element of this same instance, which
-        # refreshes the cache; read the state itself only when the cache is empty (after a
-        # restore from checkpoint, where the restored table is in state but not yet cached).
-        if self._table is None:
-            text = ctx.get_broadcast_state(ROUTING_STATE).get(ROUTING_KEY)
-            if text is not None:
-                self._table = RoutingTable.from_json(text, frozenset(self.regions))
-        return self._table
+    def _history(self, ctx) -> TableHistory:
+        # Broadcast state changes only in process_broadcast_element of this instance, which
+        # refreshes the cache; it is read here only after a restore from a checkpoint.
+        if self._tables is None:
+            text = ctx.get_broadcast_state(ROUTING_STATE).get(HISTORY_KEY)
+            self._tables = TableHistory.from_json(text, self.regions) if text else TableHistory()
+        return self._tables
 
     def process_broadcast_element(self, value: str, ctx):
-        state = ctx.get_broadcast_state(ROUTING_STATE)
-        try:
-            table = RoutingTable.from_json(value, frozenset(self.regions))
-            current_text = state.get(ROUTING_KEY)
-            current = RoutingTable.from_json(current_text, frozenset(self.regions)) if current_text else None
-            reason = accept(current, table)
-        except RoutingTableError as e:
-            reason = str(e)
-        if reason is not None:
-            self.metrics.inc("router_table_rejected")
-            log.error("router kept its table: %s", reason)
+        tables = self._history(ctx)
+        cur = tables.current
+        if cur is None or value != cur.to_json():
+            try:
+                table = RoutingTable.from_json(value, self.regions)
+                reason = accept(cur, table)
+            except RoutingTableError as e:
+                reason = str(e)
+            if reason is not None:
+                self.metrics.inc("router_table_rejected")
+                log.error("router kept its table: %s", reason)
+            else:
+                tables.adopt(table)
+                ctx.get_broadcast_state(ROUTING_STATE).put(HISTORY_KEY, tables.to_json())
+        self._ack(force=cur is None or tables.current.epoch != cur.epoch)
+
+    def _ack(self, force: bool = False) -> None:
+        """Tell the control plane (routing table item ack#<region>#<subtask>) which epoch this
+        subtask routes under, how many keys it holds for a hand-off, and when it last met a record
+        routed under an older epoch; `homeflow routes` waits on these before the next move.
+        Written by a background thread (routing_store.AckWriter)."""
+        tables = self._tables
+        if tables is None or tables.current is None:
             return
-        state.put(ROUTING_KEY, value)
-        self._table = table
+        state = (tables.current.epoch, len(self._busy), self._stale_at)
+        if state == self._acked:
+            return
+        if self._acks is None:
+            from connectors import aws
+            from connectors.routing_store import AckWriter
+            s = self.settings
+            self._acks = AckWriter(lambda: aws.client("dynamodb", self.region, s.aws), s.job.routing_table,
+                                   ACK_EVERY_MS / 1000)
+        from connectors.routing_store import Ack
+        self._acks.offer(Ack(self.region, self.subtask, self.parallelism, *state, _now_ms()), urgent=force)
+        self._acked = state
+
+    def close(self) -> None:
+        if self._acks is not None:
+            self._acks.close()
 
     # -- records (keyed side)
 
+    def _load(self, key: str) -> KeyState:
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit[0]
+        ks = KeyState.from_json(self.kstate.value())
+        ks.order = dict(self.order.items())
+        held = self.held.get()
+        ks.held = [Held(bytes(r[1]), r[0], r[2], r[3]) for r in (held or [])]
+        self._cache[key] = [ks, self._core_view(ks), dict(ks.order)]
+        if len(self._cache) > KEY_CACHE:
+            self._cache.popitem(last=False)
+        return ks
+
+    @staticmethod
+    def _core_view(ks: KeyState) -> tuple:
+        return (ks.last_home, ks.homed, ks.owned_since, ks.checked, ks.acquiring, ks.unverified,
+                tuple(ks.awaiting.items()) if ks.awaiting else (), tuple(ks.markers.items()) if ks.markers else (),
+                tuple(ks.late_via.items()) if ks.late_via else ())
+
+    def _store(self, key: str, ks: KeyState, held_before: int, held_changed: bool) -> None:
+        """Write back what changed: the small per-key state, new high-water marks, held records."""
+        entry = self._cache.get(key)
+        if entry is None:  # evicted meanwhile (cannot happen within one call, but stay safe)
+            entry = self._cache[key] = [ks, None, {}]
+        view = self._core_view(ks)
+        if view != entry[1]:
+            self.kstate.update(ks.to_json_core())
+            entry[1] = view
+        known = entry[2]
+        for origin, oseq in ks.order.items():
+            if known.get(origin) != oseq:
+                self.order.put(origin, oseq)
+                known[origin] = oseq
+        if held_changed:
+            if ks.held:
+                self.held.update([Row(h.source, h.raw, h.arrived_ms, h.late) for h in ks.held])
+            else:
+                self.held.clear()
+            self._held_now += len(ks.held) - held_before
+
+    @staticmethod
+    def _key(ctx) -> str:
+        k = ctx.get_current_key()  # Row(business key): PyFlink's key_by shape (connectors/kinesis.py)
+        return k[0] if isinstance(k, Row) else k
+
     def process_element(self, value: Row, ctx):
-        table = self._current(ctx)
-        if table is None or self.has_waiting.value():
-            if table is None:
-                self.waiting.add(value)
-                if not self.has_waiting.value():
-                    self.has_waiting.update(True)
-                    ctx.timer_service().register_processing_time_timer(
-                        ctx.timer_service().current_processing_time() + WAIT_RETRY_MS)
-                self._waiting_now += 1
-                self.metrics.inc("records_waited_for_table")
-                return
-            # The table arrived but older records of this key still wait: they go first.
-            yield from self._drain(table, ctx)
-        yield from self._route(value, table)
+        key = self._key(ctx)
+        ks = self._load(key)
+        before = len(ks.held)
+        now = _now_ms()
+        item = Held(bytes(value[3]), f"{value[0].rsplit('/', 1)[-1]}/{value[1]}/{value[2]}", now)
+        outs = self.core.on_item(ks, _Seen(self.seen, self._seed), self._history(ctx), item, now)
+        yield from self._after(key, ks, before, before > 0 or bool(ks.held), outs, ctx, now)
 
     def on_timer(self, timestamp: int, ctx):
-        table = self._current(ctx)
-        if table is None:
-            ctx.timer_service().register_processing_time_timer(timestamp + WAIT_RETRY_MS)
-            return
-        yield from self._drain(table, ctx)
+        key = self._key(ctx)
+        if self._timers.get(key) == timestamp:
+            del self._timers[key]
+        ks = self._load(key)
+        before = len(ks.held)
+        now = _now_ms()
+        outs = self.core.pump(ks, _Seen(self.seen, self._seed), self._history(ctx), now)
+        yield from self._after(key, ks, before, True, outs, ctx, now)
 
-    def _drain(self, table: RoutingTable, ctx):
-        for r in list(self.waiting.get() or []):
-            self._waiting_now -= 1
-            yield from self._route(r, table)
-        self.waiting.clear()
-        self.has_waiting.clear()
-
-    def _route(self, raw: Row, table: RoutingTable):
-        """Parse one Kinesis record (Row(stream, shard_id, seq, data)) and send it on its way."""
-        data = bytes(raw[3])
-        source = f"{raw[0].rsplit('/', 1)[-1]}/{raw[1]}/{raw[2]}"
-        env = env_mod.parse(data, self.known, self.max_record_bytes)
-        if isinstance(env, Rejection):
-            self.metrics.inc(f"dead_letter_{env.reason.replace('-', '_')}")
-            yield DEAD_LETTER_TAG, Row(env.reason, dead_letter(
-                data, env.reason, env.detail, self.region, _now_ms(), source))
-            return
-        d = decide(env, table, self.region, self.max_hops)
-        if d.action == HOME:
-            if self.seen.contains(env.event_id):
-                self.metrics.inc("dedup_dropped")
-                return
-            self.seen.put(env.event_id, True)
-            self.metrics.inc("records_home")
-            payload = None if env.payload is None else json.dumps(env.payload, separators=(",", ":"))
-            # epoch = the routing epoch under which this region accepted the record as home; it
-            # decides between two copies committed during a partition (udfs/resolve.py).
-            yield Row(env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, table.epoch, self.region,
-                      payload, source)
-        elif d.action == FORWARD:
-            self.metrics.inc(self.forward_metric[d.region])
-            yield self.tags[d.region], Row(env.key, env.forwarded(table.epoch).to_json())
-        else:
-            self.metrics.inc(f"dead_letter_{d.reason.replace('-', '_')}")
-            yield DEAD_LETTER_TAG, Row(d.reason, dead_letter(
-                env.to_json(), d.reason, d.detail, self.region, _now_ms(), source))
+    def _after(self, key, ks: KeyState, held_before: int, held_changed: bool, outs, ctx, now: int):
+        if key == TRACE_KEY:
+            log.info("trace %s: held %d -> %d, acquiring %s, awaiting %s, out %s", key, held_before, len(ks.held),
+                     ks.acquiring, ks.awaiting, [type(o).__name__ + ":" + getattr(getattr(o, "env", None), "event_id", "")
+                                                 for o in outs])
+        self._store(key, ks, held_before, held_changed)
+        if ks.busy():
+            self._busy.add(key)
+            nxt = self.core.next_deadline(ks)
+            at = min(now + WAIT_RETRY_MS, nxt if nxt is not None else now + WAIT_RETRY_MS)
+            pending = self._timers.get(key)
+            if pending is None or pending > at or pending < now:
+                ctx.timer_service().register_processing_time_timer(at)
+                self._timers[key] = at
+        elif key in self._busy:
+            self._busy.discard(key)
+            self._timers.pop(key, None)
+            self._ack(force=not self._busy)
+        # Everything leaves through the main output (rows.ROUTED), split in Java: see
+        # dev.homeflow.flink.RouterOutputSplitter for why (side outputs from on_timer are broken).
+        for o in outs:
+            if isinstance(o, Home):
+                e = o.env
+                payload = None if e.payload is None else json.dumps(e.payload, separators=(",", ":"))
+                if o.late:
+                    self._late_metric(e.key)
+                # epoch = the routing epoch under which this region accepted it as home; it orders
+                # a key's rows across home tables and decides between two copies (udfs/resolve.py).
+                yield Row("", None, None, e.event_id, e.key, e.ts, e.ts, e.origin, e.hops, o.epoch, self.region,
+                          payload, o.source, o.routed_at, o.held_ms, o.late)
+            elif isinstance(o, Forward):
+                yield Row(o.region, o.env.key, o.env.to_json(), *rows.LAKE_NONE)
+            elif isinstance(o, Dead):
+                if o.source in self._dl_seen:
+                    continue  # dead-lettered before a restart without state
+                yield Row(rows.DEAD_LETTER_DEST, o.reason,
+                          dead_letter(o.raw, o.reason, o.detail, self.region, now, o.source), *rows.LAKE_NONE)

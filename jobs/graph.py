@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from pyflink.common import Types, WatermarkStrategy
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
 from pyflink.java_gateway import get_gateway
 
 from conf.settings import Settings
 from connectors import iceberg_sink, kinesis
 from jobs import rows
-from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, RouterFunction, RoutingFeedFunction, forward_tag
+from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, RouterFunction, RoutingFeedFunction
 
 
 def _tick_source(period_ms: int) -> Source:
@@ -20,6 +20,18 @@ def _tick_source(period_ms: int) -> Source:
         jvm.org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy.perSecond(1000.0 / period_ms),
         jvm.org.apache.flink.api.common.typeinfo.Types.LONG)
     return Source(j)
+
+
+def split_router_output(routed: DataStream) -> tuple[DataStream, callable]:
+    """(home records, side(dest)) from the router's single output (dev.homeflow.flink.RouterOutputSplitter)."""
+    jvm = get_gateway().jvm
+    splitter = jvm.dev.homeflow.flink.RouterOutputSplitter(len(rows.LAKE.get_field_names()))
+    j_split = routed._j_data_stream.process(splitter, rows.LAKE.get_java_type_info()) \
+        .uid("router-split").name("router-split")
+
+    def side(dest: str) -> DataStream:
+        return DataStream(j_split.getSideOutput(jvm.dev.homeflow.flink.RouterOutputSplitter.tag(dest)))
+    return DataStream(j_split), side
 
 
 def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dict) -> None:
@@ -38,22 +50,20 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
     tables = ticks.process(RoutingFeedFunction(settings_doc), output_type=Types.STRING()) \
         .uid("routing-feed").name("routing-feed").set_parallelism(1)
 
-    homed = (kinesis.key_by_business_key(records)
-             .connect(tables.broadcast(ROUTING_STATE))
-             .process(RouterFunction(region, job.regions, job.max_hops, job.dedup_ttl_hours * 3_600_000,
-                                     job.max_record_bytes),
-                      output_type=rows.LAKE)
-             .uid("router").name("router"))
+    routed = (kinesis.key_by_business_key(records)
+              .connect(tables.broadcast(ROUTING_STATE))
+              .process(RouterFunction(settings_doc), output_type=rows.ROUTED)
+              .uid("router").name("router"))
+    homed, side = split_router_output(routed)
 
     iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
     lake_ticks = env.from_source(_tick_source(job.lake_stats_interval_ms), no_wm, "lake-stats-ticks",
                                  type_info=Types.LONG()).uid("lake-stats-ticks").set_parallelism(1)
     iceberg_sink.add_stats(lake_ticks, settings)
     for remote in job.remote_regions:
-        homed.get_side_output(forward_tag(remote)) \
-            .sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward,
-                                 key_ordered=settings.streams.forward_ordering == "key")) \
+        side(remote).sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward,
+                                          key_ordered=settings.streams.forward_ordering == "key")) \
             .uid(f"forward-{remote}").name(f"forward-{remote}")
-    homed.get_side_output(DEAD_LETTER_TAG).union(tables.get_side_output(DEAD_LETTER_TAG)) \
+    side(rows.DEAD_LETTER_DEST).union(tables.get_side_output(DEAD_LETTER_TAG)) \
         .sink_to(kinesis.sink(region, settings.aws, settings.streams.dead_letter)) \
         .uid("dead-letter").name("dead-letter")

@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:  # lets `python jobs/ingest.py` work as Managed Fl
     sys.path.insert(0, str(ROOT))
 
 from conf.settings import ConfigError, MANAGED_FLINK_PROPERTIES, groups_from_properties, settings_from_groups  # noqa: E402
+from jobs import checkpoints  # noqa: E402
 
 DEFAULT_JAR = ROOT / "target" / "homeflow-connectors.jar"
 PACKAGED_JAR = ROOT / "lib" / "homeflow-connectors.jar"
@@ -30,8 +31,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--region", help="this deployment's region (overrides homeflow.job/region)")
     p.add_argument("--properties", help=f"properties file (default: {MANAGED_FLINK_PROPERTIES})")
     p.add_argument("--jar", help="connector uber-jar (default: lib/ in a package, else target/)")
-    p.add_argument("--checkpoint-dir", help="checkpoint storage URI, e.g. file:///tmp/homeflow-ckpt")
-    p.add_argument("--restore", help="savepoint/checkpoint path to start from")
+    p.add_argument("--checkpoint-dir",
+                   help="local runs: where checkpoints are kept (default: homeflow.job/checkpoint.dir, else "
+                        ".sandbox/checkpoints); the region's own directory below it is used")
+    p.add_argument("--restore", default="latest",
+                   help="local runs: 'latest' (default: the newest retained checkpoint or savepoint of this "
+                        "region, as Managed Flink restores from the latest snapshot), 'none' (start without "
+                        "state), or a checkpoint/savepoint path")
+    p.add_argument("--parallelism", type=int, help="override homeflow.job/parallelism (savepoint upgrades)")
     p.add_argument("--rest-port", type=int, help="local runs: serve Flink's REST API (metrics) on this port")
     p.add_argument("--validate-only", action="store_true", help="check the properties and exit")
     return p.parse_args(argv)
@@ -54,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         groups = groups_from_properties(json.loads(path.read_text()), str(path))
         if args.region:
             groups.setdefault("homeflow.job", {})["region"] = args.region
+        if args.parallelism:
+            groups.setdefault("homeflow.job", {})["parallelism"] = str(args.parallelism)
         settings = settings_from_groups(groups)
     except FileNotFoundError:
         print(f"error: {path}: properties file not found", file=sys.stderr)
@@ -86,15 +95,23 @@ def main(argv: list[str] | None = None) -> int:
         conf.set_string("python.executable", sys.executable)
         conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", settings.job.python_execution_mode)
-    if args.checkpoint_dir:
-        conf.set_string("state.checkpoints.dir", args.checkpoint_dir)
+    if not on_managed_flink:
+        # Durable checkpoints by default, and a restart resumes from the newest one (or a newer
+        # savepoint): a plain re-run must not replay the streams into the lake with empty state.
+        ckpt = checkpoints.region_dir(args.checkpoint_dir or settings.job.checkpoint_dir, settings.job.region)
+        conf.set_string("state.checkpoints.dir", ckpt.as_uri())
+        conf.set_string("state.savepoints.dir", (ckpt / "savepoints").as_uri())
+        conf.set_string("state.checkpoints.num-retained", "2")
         conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        restore = checkpoints.resolve_restore(args.restore, ckpt)
+        if restore:
+            conf.set_string("execution.savepoint.path", restore)
+        print(f"homeflow: checkpoints in {ckpt}; " + (f"restoring from {restore}" if restore else
+                                                     "starting without state"), flush=True)
     if args.rest_port:
         conf.set_string("rest.port", str(args.rest_port))
         conf.set_string("rest.address", "127.0.0.1")
         conf.set_string("rest.bind-address", "127.0.0.1")
-    if args.restore:
-        conf.set_string("execution.savepoint.path", args.restore)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(settings.job.parallelism)
     env.enable_checkpointing(settings.job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)

@@ -7,9 +7,20 @@ SOURCE = SOURCE_ROW  # records as read: Row(stream, shard_id, seq, data) with th
 # Home records, in the Iceberg table's column order (connectors/lake_schema.py); event_time is
 # epoch ms here and becomes a timestamp in dev.homeflow.flink.RowToRowData.
 LAKE = Types.ROW_NAMED(
-    ["event_id", "key", "event_time", "ts", "origin", "hops", "epoch", "home_region", "payload", "source"],
+    ["event_id", "key", "event_time", "ts", "origin", "hops", "epoch", "home_region", "payload", "source",
+     "routed_at", "held_ms", "unordered"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING(), Types.INT(),
-     Types.LONG(), Types.STRING(), Types.STRING(), Types.STRING()],
+     Types.LONG(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING()],
 )
+# What the router emits: Row(dest, partition_key, data, *LAKE): dest "" = a home record (the LAKE
+# fields), else a Kinesis record for `dest` (a region's forward stream, or "dead-letter"); split in
+# Java by dev.homeflow.flink.RouterOutputSplitter.
+ROUTED = Types.ROW_NAMED(["dest", "partition_key", "data", *LAKE.get_field_names()],
+                         [Types.STRING(), Types.STRING(), Types.STRING(), *LAKE.get_field_types()])
+LAKE_NONE = (None,) * len(LAKE.get_field_names())
+DEAD_LETTER_DEST = "dead-letter"
+# A record held at the router (udfs.handoff.Held), in keyed list state.
+HELD = Types.ROW_NAMED(["source", "data", "arrived", "late"],
+                       [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.STRING()])
 # To a Kinesis sink: (partition key, JSON data).
 KINESIS_OUT = Types.ROW_NAMED(["partition_key", "data"], [Types.STRING(), Types.STRING()])

@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli.local_cluster import Sandbox  # noqa: E402
+from sandbox.local_cluster import Sandbox  # noqa: E402
 from cli.produce import put  # noqa: E402
-from cli.s3_replicator import S3Replicator  # noqa: E402
-from cli.flink_rest import FlinkRestError, completed_checkpoints  # noqa: E402
+from sandbox.s3_replicator import S3Replicator  # noqa: E402
+from sandbox.flink_rest import FlinkRestError, completed_checkpoints  # noqa: E402
 from connectors import lake, maintenance, read_pointer  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
 

@@ -27,6 +27,13 @@ sys.path.insert(0, str(ROOT))
 REGIONS = ("us-east-1", "eu-west-1")
 
 
+def router_settings() -> dict:
+    """The job's settings groups for the router alone: no lake seed, no sandbox (its acks to
+    DynamoDB go to a closed port from a background thread and are dropped)."""
+    return {"homeflow.job": {"region": REGIONS[0], "regions": ",".join(REGIONS), "dedup.seed": "none"},
+            "homeflow.aws": {"endpoint": "http://127.0.0.1:9", "access.key.id": "x", "secret.access.key": "x"}}
+
+
 def run_one(kind: str, mode: str, records: int, keys: int, rate: float, out: str) -> None:
     os.environ.setdefault("FLINK_LOG_DIR", tempfile.mkdtemp(prefix="bench-flink-logs-"))
     from jobs.ingest import _export_python_path
@@ -71,18 +78,20 @@ def run_one(kind: str, mode: str, records: int, keys: int, rate: float, out: str
             .sink_to(latency_sink(1)))
     else:
         from jobs import rows
-        from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, RouterFunction, forward_tag
+        from jobs.functions import ROUTING_STATE, RouterFunction
+        from jobs.graph import split_router_output
         from udfs.routing_table import RegionEntry, RoutingTable
         # Every key homed here, so every record reaches the measured lake output.
         table = RoutingTable(1, {REGIONS[0]: RegionEntry(1), REGIONS[1]: RegionEntry(1, "DOWN")})
         tables = env.from_collection([table.to_json()], type_info=Types.STRING())
-        homed = (key_by_business_key(src)
-                 .connect(tables.broadcast(ROUTING_STATE))
-                 .process(RouterFunction(REGIONS[0], REGIONS, 2, 24 * 3_600_000, 262144), output_type=rows.LAKE))
+        routed = (key_by_business_key(src)
+                  .connect(tables.broadcast(ROUTING_STATE))
+                  .process(RouterFunction(router_settings()), output_type=rows.ROUTED))
+        homed, side = split_router_output(routed)
         homed.sink_to(latency_sink(3))
         discard = jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink
-        homed.get_side_output(forward_tag(REGIONS[1])).sink_to(Sink(discard()))
-        homed.get_side_output(DEAD_LETTER_TAG).sink_to(Sink(discard()))
+        side(REGIONS[1]).sink_to(Sink(discard()))
+        side(rows.DEAD_LETTER_DEST).sink_to(Sink(discard()))
     env.execute(f"bench-{kind}-{mode}")
 
 

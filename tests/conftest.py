@@ -9,7 +9,7 @@ from connectors import lake
 
 def latest_checkpoint(root: Path) -> Path:
     """The newest completed checkpoint (a chk-N with _metadata) under a checkpoint directory."""
-    chks = [p for p in root.glob("*/chk-*") if (p / "_metadata").exists()]
+    chks = [p for p in root.glob("**/chk-*") if (p / "_metadata").exists()]
     assert chks, f"no completed checkpoint under {root}"
     return max(chks, key=lambda p: (p / "_metadata").stat().st_mtime)
 

@@ -2,17 +2,50 @@
 
 Every record on Kinesis is a JSON object; `parse` turns raw bytes into an `Envelope` or a
 `Rejection` that names why, so bad input can go to the dead-letter stream instead of being lost.
+
+Besides the producer's fields (event_id, key, ts, origin, payload) a forwarded record carries the
+routing fields of the hand-off protocol (udfs/handoff.py); they are absent on records as producers
+write them and omitted from the JSON when empty:
+
+* `hops`, `epoch`: times forwarded, and the routing epoch of the last hop;
+* `via`: the region that forwarded it last (which path it came by);
+* `after`: on the first record a region sends a key's new home after the key moved: the marker
+  (`id`, coming `via` the old home) the new home must see before it commits more of this origin;
+* `marker`: a control record, never committed: it travels behind everything a sender routed for a
+  key through the old home; `seen` carries the old home's recent event_ids of the key (dedup
+  hand-over);
+* `oseq`: the Kinesis sequence number the record had in its origin's ingest stream (set by the
+  first router), so a home can tell whether it commits a key's records in their origin order;
+* `order`: on a marker answered by an old home, the highest `oseq` per origin it committed;
+* `late`: why this record is known to be out of per-key order (stranded in a lost region, or
+  behind a hand-off that timed out); it becomes the lake's `unordered` column.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 # Kinesis caps a record's data at 1 MiB; we reject earlier so a forward never fails on size.
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024
+# A marker's `seen` list must fit one Kinesis record with room to spare.
+MAX_SEEN_IDS = 5000
 
 REQUIRED_STR = ("event_id", "key")
+# Kinesis partition keys (the business key, when forwarding) are at most 256 Unicode characters.
+MAX_KEY_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    id: str  # "<from>:<epoch>": unique per sender region and routing epoch (and key)
+    sender: str  # the region that sent it (and whose records it follows)
+    old: str  # the old home it is sent through
+    to: str  # the region waiting for it (the sender itself for an acquire marker)
+    acquire: bool = False  # sent by the key's new home itself: the old home answers with `seen`
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"id": self.id, "from": self.sender, "old": self.old, "to": self.to, "acquire": self.acquire}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,23 +57,48 @@ class Envelope:
     hops: int = 0
     epoch: int = 0
     payload: Any = None
+    via: str | None = None
+    after: tuple[str, str] | None = None  # (marker id, via region)
+    marker: Marker | None = None
+    seen: tuple[str, ...] | None = None
+    late: str | None = None
+    oseq: str | None = None
+    order: dict[str, str] | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"event_id": self.event_id, "key": self.key, "ts": self.ts, "origin": self.origin,
+                               "hops": self.hops, "epoch": self.epoch, "payload": self.payload}
+        if self.via is not None:
+            doc["via"] = self.via
+        if self.after is not None:
+            doc["after"] = {"id": self.after[0], "via": self.after[1]}
+        if self.marker is not None:
+            doc["marker"] = self.marker.to_doc()
+        if self.seen is not None:
+            doc["seen"] = list(self.seen)
+        if self.late is not None:
+            doc["late"] = self.late
+        if self.oseq is not None:
+            doc["oseq"] = self.oseq
+        if self.order is not None:
+            doc["order"] = self.order
+        return doc
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "event_id": self.event_id,
-                "key": self.key,
-                "ts": self.ts,
-                "origin": self.origin,
-                "hops": self.hops,
-                "epoch": self.epoch,
-                "payload": self.payload,
-            },
-            separators=(",", ":"),
-        )
+        return json.dumps(self.to_doc(), separators=(",", ":"))
 
-    def forwarded(self, epoch: int) -> "Envelope":
-        return replace(self, hops=self.hops + 1, epoch=epoch)
+    def forwarded(self, epoch: int, via: str | None = None, after: tuple[str, str] | None = None,
+                  seen: tuple[str, ...] | None = None, late: str | None = None, oseq: str | None = None,
+                  order: dict[str, str] | None = None) -> "Envelope":
+        # `after`, `seen` and `order` belong to one hop only; `late` and `oseq` stick once set.
+        # (Spelled out rather than dataclasses.replace: this runs for every forwarded record.)
+        return Envelope(self.event_id, self.key, self.ts, self.origin, self.hops + 1, epoch, self.payload, via,
+                        after, self.marker, seen, self.late or late, self.oseq or oseq, order)
+
+
+def marker_envelope(key: str, marker: Marker, ts: int, epoch: int) -> Envelope:
+    return Envelope(event_id=f"marker/{marker.id}", key=key, ts=ts, origin=marker.sender, hops=0, epoch=epoch,
+                    marker=marker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +111,72 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _region_field(obj: dict, name: str, known: frozenset[str]) -> str | Rejection | None:
+    v = obj.get(name)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        return Rejection("wrong-type", f"field '{name}' must be a string")
+    if v not in known:
+        return Rejection("unknown-region", f"{name} '{v}' is not a configured region")
+    return v
+
+
+def _routing_fields(obj: dict, known: frozenset[str]) -> dict[str, Any] | Rejection:
+    out: dict[str, Any] = {}
+    via = _region_field(obj, "via", known)
+    if isinstance(via, Rejection):
+        return via
+    out["via"] = via
+    after = obj.get("after")
+    if after is not None:
+        if not isinstance(after, dict) or not isinstance(after.get("id"), str):
+            return Rejection("wrong-type", "field 'after' must be an object with a string 'id'")
+        av = _region_field(after, "via", known)
+        if isinstance(av, Rejection) or av is None:
+            return av or Rejection("wrong-type", "field 'after' needs 'via'")
+        out["after"] = (after["id"], av)
+    marker = obj.get("marker")
+    if marker is not None:
+        if not isinstance(marker, dict) or not isinstance(marker.get("id"), str):
+            return Rejection("wrong-type", "field 'marker' must be an object with a string 'id'")
+        regions = [_region_field(marker, f, known) for f in ("from", "old", "to")]
+        for v in regions:
+            if isinstance(v, Rejection):
+                return v
+        if None in regions or not isinstance(marker.get("acquire", False), bool):
+            return Rejection("wrong-type", "field 'marker' needs 'from', 'old', 'to' and a boolean 'acquire'")
+        out["marker"] = Marker(marker["id"], *regions, marker.get("acquire", False))
+    seen = obj.get("seen")
+    if seen is not None:
+        if not isinstance(seen, list) or len(seen) > MAX_SEEN_IDS or not all(isinstance(s, str) for s in seen):
+            return Rejection("wrong-type", f"field 'seen' must be a list of at most {MAX_SEEN_IDS} strings")
+        out["seen"] = tuple(seen)
+    for name in ("late", "oseq"):
+        v = obj.get(name)
+        if v is not None and not isinstance(v, str):
+            return Rejection("wrong-type", f"field '{name}' must be a string")
+        out[name] = v
+    if out["oseq"] is not None and not out["oseq"].isdigit():
+        return Rejection("wrong-type", "field 'oseq' must be a decimal sequence number")
+    order = obj.get("order")
+    if order is not None:
+        if not isinstance(order, dict) or not all(k in known and isinstance(v, str) and v.isdigit()
+                                                  for k, v in order.items()):
+            return Rejection("wrong-type", "field 'order' must map regions to sequence numbers")
+        out["order"] = dict(order)
+    return out
+
+
+ROUTING_FIELDS = frozenset({"via", "after", "marker", "seen", "late", "oseq", "order"})
+
+
 def parse(
     raw: bytes,
     known_regions: frozenset[str],
     max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> Envelope | Rejection:
+    # Runs for every record: plain type() checks (a bool is not an int here), one pass.
     if len(raw) > max_bytes:
         return Rejection("oversized", f"{len(raw)} bytes > limit {max_bytes}")
     try:
@@ -68,35 +187,41 @@ def parse(
         obj = json.loads(text)
     except ValueError as e:
         return Rejection("malformed-json", str(e)[:200])
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         return Rejection("malformed-json", f"top level is {type(obj).__name__}, not an object")
     for name in REQUIRED_STR:
-        if name not in obj or obj[name] is None:
+        v = obj.get(name)
+        if v is None:
             return Rejection(f"missing-{name.replace('_', '-')}", f"field '{name}' is absent")
-        if not isinstance(obj[name], str):
+        if type(v) is not str:
             return Rejection("wrong-type", f"field '{name}' must be a string")
-        if not obj[name]:
+        if not v:
             return Rejection(f"missing-{name.replace('_', '-')}", f"field '{name}' is empty")
+        if not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate escape (\ud800): not a Unicode string
+                return Rejection("malformed-json", f"field '{name}' holds a lone surrogate")
+    key = obj["key"]
+    if len(key) > MAX_KEY_CHARS:
+        return Rejection("key-too-long", f"key has {len(key)} characters > {MAX_KEY_CHARS} (Kinesis partition key limit)")
     ts = obj.get("ts")
-    if not _is_int(ts) or ts < 0:
+    if type(ts) is not int or ts < 0:
         return Rejection("wrong-type", "field 'ts' must be a non-negative integer (ms)")
     origin = obj.get("origin")
-    if not isinstance(origin, str):
+    if type(origin) is not str:
         return Rejection("wrong-type", "field 'origin' must be a string")
     if origin not in known_regions:
         return Rejection("unknown-region", f"origin '{origin}' is not a configured region")
     hops = obj.get("hops", 0)
     epoch = obj.get("epoch", 0)
-    if not _is_int(hops) or hops < 0:
+    if type(hops) is not int or hops < 0:
         return Rejection("wrong-type", "field 'hops' must be a non-negative integer")
-    if not _is_int(epoch) or epoch < 0:
+    if type(epoch) is not int or epoch < 0:
         return Rejection("wrong-type", "field 'epoch' must be a non-negative integer")
-    return Envelope(
-        event_id=obj["event_id"],
-        key=obj["key"],
-        ts=ts,
-        origin=origin,
-        hops=hops,
-        epoch=epoch,
-        payload=obj.get("payload"),
-    )
+    if ROUTING_FIELDS.isdisjoint(obj):
+        return Envelope(obj["event_id"], key, ts, origin, hops, epoch, obj.get("payload"))
+    routing = _routing_fields(obj, known_regions)
+    if isinstance(routing, Rejection):
+        return routing
+    return Envelope(obj["event_id"], key, ts, origin, hops, epoch, obj.get("payload"), **routing)

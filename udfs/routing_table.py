@@ -24,6 +24,9 @@ class RoutingTableError(ValueError):
 class RegionEntry:
     weight: int
     state: str = "ACTIVE"
+    # The epoch at which this region last went DOWN (0: never). Kept after it returns: a record
+    # forwarded to it under an older epoch and routed by it later was stranded by that loss.
+    lost_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class RoutingTable:
         return {
             "epoch": self.epoch,
             "vnodes_per_weight": self.vnodes_per_weight,
-            "regions": {r: {"weight": e.weight, "state": e.state} for r, e in sorted(self.regions.items())},
+            "regions": {r: {"weight": e.weight, "state": e.state, **({"lost_at": e.lost_at} if e.lost_at else {})}
+                        for r, e in sorted(self.regions.items())},
             "overrides": dict(sorted(self.overrides.items())),
         }
 
@@ -82,7 +86,10 @@ class RoutingTable:
             state = spec.get("state", "ACTIVE")
             if state not in STATES:
                 raise RoutingTableError(f"region '{name}': state must be one of {', '.join(STATES)}")
-            regions[name] = RegionEntry(weight, state)
+            lost_at = spec.get("lost_at", 0)
+            if not isinstance(lost_at, int) or isinstance(lost_at, bool) or not 0 <= lost_at <= epoch:
+                raise RoutingTableError(f"region '{name}': lost_at must be an integer in 0..epoch")
+            regions[name] = RegionEntry(weight, state, lost_at)
         overrides = doc.get("overrides", {})
         if not isinstance(overrides, dict):
             raise RoutingTableError("overrides must be an object of key -> region")
@@ -113,3 +120,35 @@ def accept(current: RoutingTable | None, candidate: RoutingTable) -> str | None:
     if current is not None and candidate.epoch == current.epoch and candidate != current:
         return f"different table with the same epoch {candidate.epoch}"
     return None
+
+
+class TableHistory:
+    """The newest routing tables a router has adopted (newest last), bounded by `size`.
+
+    A key's new home walks it back to find where the key lived before (the old home it must
+    hand off from); tables older than the history are assumed settled."""
+
+    def __init__(self, tables: list[RoutingTable] | None = None, size: int = 16):
+        self.size = size
+        self.tables: list[RoutingTable] = list(tables or [])[-size:]
+
+    @property
+    def current(self) -> RoutingTable | None:
+        return self.tables[-1] if self.tables else None
+
+    def adopt(self, table: RoutingTable) -> None:
+        if self.tables and self.tables[-1].epoch == table.epoch:
+            self.tables[-1] = table
+        else:
+            self.tables.append(table)
+            del self.tables[:-self.size]
+
+    def newest_first(self):
+        return reversed(self.tables)
+
+    def to_json(self) -> str:
+        return json.dumps([t.to_doc() for t in self.tables], sort_keys=True, separators=(",", ":"))
+
+    @staticmethod
+    def from_json(text: str, known_regions: frozenset[str], size: int = 16) -> "TableHistory":
+        return TableHistory([RoutingTable.from_doc(d, known_regions) for d in json.loads(text)], size)

@@ -14,11 +14,11 @@ from collections import defaultdict
 
 import pytest
 
-from cli.flink_rest import stop_with_savepoint
-from cli.jobrunner import start_job, wait_until
+from sandbox.flink_rest import stop_with_savepoint
+from sandbox.jobrunner import start_job, wait_until
 from cli.produce import events, put
 from connectors import lake
-from cli.local_cluster import Sandbox
+from sandbox.local_cluster import Sandbox
 from tests.conftest import first_commit_index, latest_checkpoint
 
 pytestmark = pytest.mark.e2e

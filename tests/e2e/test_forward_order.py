@@ -8,9 +8,9 @@ from collections import defaultdict
 
 import pytest
 
-from cli.jobrunner import start_job, wait_until
+from sandbox.jobrunner import start_job, wait_until
 from cli.produce import events, put, read_stream
-from cli.local_cluster import Sandbox, write_properties
+from sandbox.local_cluster import Sandbox, write_properties
 from tests.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.e2e

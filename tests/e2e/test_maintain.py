@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cli.jobrunner import start_job, wait_until
-from cli.local_cluster import Sandbox
-from cli.paths import ROOT
+from sandbox.jobrunner import start_job, wait_until
+from sandbox.local_cluster import Sandbox
+from sandbox.paths import ROOT
 from cli.produce import events, put
 from connectors import aws, lake, maintenance
 from tests.conftest import latest_checkpoint

@@ -5,10 +5,10 @@ import zipfile
 
 import pytest
 
-from cli.jobrunner import start_job, wait_until
+from sandbox.jobrunner import start_job, wait_until
 from cli.package import RUN_OPTIONS, build_zip
 from cli.produce import events, put
-from cli.local_cluster import Sandbox
+from sandbox.local_cluster import Sandbox
 
 pytestmark = pytest.mark.e2e
 

@@ -10,16 +10,16 @@ import time
 import pytest
 
 from cli.produce import events, put
-from cli.s3_replicator import S3Replicator
+from sandbox.s3_replicator import S3Replicator
 from connectors import lake, read_pointer
-from cli.local_cluster import Sandbox
+from sandbox.local_cluster import Sandbox
 
 pytestmark = pytest.mark.e2e
 HOME, READER, LAG_S = "us-east-1", "eu-west-1", 3.0
 
 
 def test_reader_in_other_region_sees_whole_commits_and_no_missing_file(tmp_path):
-    sb = Sandbox(tmp_path, 4598, [HOME]).up()
+    sb = Sandbox(tmp_path, 4598, [HOME], replicate=False).up()
     s = sb.settings
     pair = [(s.lake.bucket(HOME), read_pointer.replica_bucket(s, HOME, READER))]
     stop = threading.Event()

@@ -8,20 +8,20 @@ import time
 
 import pytest
 
-from cli import routes
-from cli.jobrunner import start_job, wait_until
+from connectors import routing_control
+from sandbox.jobrunner import start_job, wait_until
 from cli.produce import events, put
 from connectors.routing_store import ITEM_KEY, RoutingStore
-from cli.local_cluster import Sandbox
+from sandbox.local_cluster import Sandbox
 from tests.conftest import latest_checkpoint
 
 pytestmark = pytest.mark.e2e
 
 
 def test_records_wait_for_the_table_and_the_table_survives_a_crash(tmp_path):
-    sb = Sandbox(tmp_path, 4593, ["us-east-1"]).up()
+    sb = Sandbox(tmp_path, 4593, ["us-east-1"], replicate=False).up()
     store = RoutingStore(sb.settings, "us-east-1")
-    table = routes.latest(sb.settings)
+    table = routing_control.latest(sb.settings)
     store.ddb.delete_item(TableName=store.table, Key=ITEM_KEY)
     ckpt = tmp_path / "ckpt"
     try:

@@ -1,48 +1,82 @@
-"""Sandbox up/down: idempotent, and `down` stops only what `up` started."""
+"""Sandbox up/down: idempotent, `down` stops only what `up` started; the region gate makes a region
+unreachable and brings it back; the replicators copy routing-table writes and lake objects between
+regions after their lag."""
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
+from botocore.exceptions import ClientError
 
-from cli import sandbox
-from cli.sandbox import services
 from conf.settings import load
-from cli.local_cluster import write_properties
+from connectors import aws, routing_control
+from sandbox import services
+from sandbox.jobrunner import wait_until
+from sandbox.local_cluster import write_properties
+from udfs.routing_table import default_table
 
 pytestmark = pytest.mark.e2e
 
 
 def test_up_is_idempotent_and_down_stops_only_its_own(tmp_path):
-    settings = load(write_properties(tmp_path / "p.json", 4592))
+    props = write_properties(tmp_path / "p.json", 4592)
+    settings = load(props)
     state = tmp_path / "state"
-    svc = services(settings)[0]
+    emu = services.emulator(settings)
     try:
-        sandbox.start(settings, state)
-        first = sandbox.create_resources(settings)
+        first = services.up(settings, props, state, ddb_lag=0.5, s3_lag=0.5)
         assert all(first[r] for r in settings.job.regions), first
-        pid = sandbox.running_pid(svc, state)
-        assert pid
+        pid = services.running_pid(emu, state)
+        rep_pid = services.running_pid(services.replicator(settings, props, state, 0, 0), state)
+        assert pid and rep_pid
 
-        sandbox.start(settings, state)  # again: same process, nothing new created
-        assert sandbox.running_pid(svc, state) == pid
-        assert sandbox.create_resources(settings) == {r: [] for r in settings.job.regions}
-        st = sandbox.status(settings, state)
+        # again: same processes, nothing new created
+        assert services.up(settings, props, state) == {r: [] for r in settings.job.regions}
+        assert services.running_pid(emu, state) == pid
+        st = services.status(settings, state)
         assert st["services"]["moto"]["healthy"]
         assert set(st["regions"]["eu-west-1"]["streams"]) == {"homeflow-ingest", "homeflow-forward", "homeflow-dead-letter"}
 
-        assert sandbox.stop(settings, state) == [f"moto (pid {pid})"]
-        assert sandbox.stop(settings, state) == []
-        assert not sandbox.status(settings, state)["services"]["moto"]["healthy"]
+        # The routing table is written in one region and reaches the others after the lag.
+        routing_control.wait_replicated(settings, 1, timeout=30)
+        t = default_table(list(settings.job.regions), epoch=2)
+        t0 = time.monotonic()
+        routing_control.write(settings, t, "us-east-1")
+        assert routing_control.read(settings, "eu-west-1").epoch == 1, "replication cannot be instant"
+        routing_control.wait_replicated(settings, 2, timeout=30)
+        assert time.monotonic() - t0 >= 0.5
+        # S3: an object in us-east-1's lake bucket appears in eu-west-1's replica of it.
+        aws.client("s3", "us-east-1", settings.aws).put_object(
+            Bucket=settings.lake.bucket("us-east-1"), Key="probe/x", Body=b"x")
+        replica = aws.client("s3", "eu-west-1", settings.aws)
+        wait_until(lambda: "Contents" in replica.list_objects_v2(
+            Bucket=f"{settings.lake.bucket('us-east-1')}-replica-eu-west-1", Prefix="probe/"), 30, 0.3,
+            what="the S3 replica")
+
+        # The region gate: us-east-1 unreachable, eu-west-1 unaffected; then back.
+        assert services.lose(settings, "us-east-1") == ["us-east-1"]
+        kin_us = aws.client("kinesis", "us-east-1", settings.aws)
+        with pytest.raises(ClientError) as e:
+            kin_us.list_streams()
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert aws.client("kinesis", "eu-west-1", settings.aws).list_streams()["StreamNames"]
+        assert services.restore(settings, "us-east-1") == []
+        assert kin_us.list_streams()["StreamNames"]
+
+        stopped = services.stop(settings, state)
+        assert stopped == [f"replicator (pid {rep_pid})", f"moto (pid {pid})"]
+        assert services.stop(settings, state) == []
+        assert not services.status(settings, state)["services"]["moto"]["healthy"]
     finally:
-        sandbox.stop(settings, state)
+        services.stop(settings, state)
 
     # A pid file naming someone else's process (a recycled pid) must not get that process killed.
     other = subprocess.Popen(["sleep", "30"])
     try:
         state.mkdir(exist_ok=True)
         (state / "moto.pid").write_text(str(other.pid))
-        assert sandbox.stop(settings, state) == []
+        assert services.stop(settings, state) == []
         assert other.poll() is None
     finally:
         other.kill()

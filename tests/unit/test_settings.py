@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from cli.paths import LOCAL_PROPERTIES, ROOT
+from sandbox.paths import LOCAL_PROPERTIES, ROOT
 from conf.settings import ConfigError, groups_from_properties, load, settings_from_groups
 
 

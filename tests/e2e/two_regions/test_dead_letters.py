@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.jobrunner import wait_until
+from sandbox.jobrunner import wait_until
 from cli.produce import events, put, read_stream
 from connectors.routing_store import RoutingStore
 from udfs.dead_letter import original_bytes
@@ -34,18 +34,24 @@ def test_bad_input_corpus_lands_in_dead_letter_stream_with_reason(two_regions):
         records += [(e.key, e.to_json().encode()) for e in good[i * 5:(i + 1) * 5]]
     records += [(e.key, e.to_json().encode()) for e in good[len(bad) * 5:]]
     # Routing conflicts: a forwarded record that us-east-1 thinks belongs to eu-west-1, sent here
-    # under the current epoch (disagreement) and one at the hop limit.
+    # under us-east-1's own epoch (two tables with one epoch disagree), one at the hop limit, and one
+    # routed under an epoch us-east-1 never gets (it waits table.wait.ms for it, then gives up).
     key_eu = next(f"k{i}" for i in range(1000) if sb.table.home_of(f"k{i}") == "eu-west-1")
-    conflict = Envelope("conflict-1", key_eu, 1, "eu-west-1", hops=1, epoch=10**12).to_json().encode()
-    hop_limit = Envelope("conflict-2", key_eu, 1, "eu-west-1", hops=2, epoch=1).to_json().encode()
+    e = sb.table.epoch
+    conflict = Envelope("conflict-1", key_eu, 1, "eu-west-1", hops=1, epoch=e, via="eu-west-1").to_json().encode()
+    hop_limit = Envelope("conflict-2", key_eu, 1, "eu-west-1", hops=sb.settings.job.max_hops, epoch=1,
+                         via="eu-west-1").to_json().encode()
+    stale = Envelope("conflict-3", key_eu, 1, "eu-west-1", hops=1, epoch=10**12, via="eu-west-1").to_json().encode()
     put(sb.settings, "us-east-1", records)
-    put(sb.settings, "us-east-1", [(key_eu, conflict), (key_eu, hop_limit)], stream=sb.settings.streams.forward)
+    put(sb.settings, "us-east-1", [(key_eu, conflict), (key_eu, hop_limit), (key_eu, stale)],
+        stream=sb.settings.streams.forward)
 
     def arrived():
         dls = _dead_letters(sb, "us-east-1")
         by_raw = {original_bytes(json.dumps(d)): d for d in dls}
-        conflicts = {json.loads(d["raw"])["event_id"]: d for d in dls if d["reason"] == "routing-conflict"}
-        done = all(raw in by_raw for raw in bad.values()) and {"conflict-1", "conflict-2"} <= set(conflicts)
+        conflicts = {json.loads(d["raw"])["event_id"]: d for d in dls
+                     if d["reason"] in ("routing-conflict", "stale-routing-table")}
+        done = all(raw in by_raw for raw in bad.values()) and {"conflict-1", "conflict-2", "conflict-3"} <= set(conflicts)
         return (by_raw, conflicts) if done else None
 
     by_raw, conflicts = wait_until(arrived, 120, 2.0, sb.jobs, "dead letters")
@@ -55,8 +61,9 @@ def test_bad_input_corpus_lands_in_dead_letter_stream_with_reason(two_regions):
         assert d["region"] == "us-east-1" and d["detail"] and d["at"] > 0
         assert d["source"].startswith("homeflow-ingest/")
     # Routing conflicts carry the envelope as the router saw it (re-serialized, same fields).
-    assert "hop limit" in conflicts["conflict-2"]["detail"]
-    assert "epoch" in conflicts["conflict-1"]["detail"]
+    assert conflicts["conflict-2"]["reason"] == "routing-conflict" and "hop limit" in conflicts["conflict-2"]["detail"]
+    assert conflicts["conflict-1"]["reason"] == "routing-conflict" and "same epoch" in conflicts["conflict-1"]["detail"]
+    assert conflicts["conflict-3"]["reason"] == "stale-routing-table", conflicts["conflict-3"]
 
     ids = {e.event_id for e in good}
     wait_until(lambda: ids <= set(sb.lake_ids("us-east-1")) | set(sb.lake_ids("eu-west-1")), 120, 2.0,
@@ -81,6 +88,4 @@ def test_poison_routing_item_is_dead_lettered_and_last_good_table_stays(two_regi
                    sb.jobs, "records routed with the last good table")
     finally:
         good = type(sb.table)(10**9 + 1, sb.table.regions, sb.table.overrides, sb.table.vnodes_per_weight)
-        for r in ("us-east-1", "eu-west-1", "ap-south-1"):
-            RoutingStore(sb.settings, r).write(good)
-        sb.table = good
+        sb.table = sb.set_table(good)

@@ -6,14 +6,15 @@ import time
 
 import pytest
 
-from cli import routes
-from cli.jobrunner import wait_until
+from connectors import routing_control
+from sandbox import services
+from sandbox.jobrunner import wait_until
 from cli.produce import put
-from cli.s3_replicator import S3Replicator
+from sandbox.s3_replicator import S3Replicator
 from connectors import lake_view, read_pointer
 from connectors.routing_store import RoutingStore
 from udfs.envelope import Envelope
-from udfs.routing_table import RoutingTable
+from udfs.routing_table import RegionEntry, RoutingTable
 
 pytestmark = pytest.mark.e2e
 REGIONS = ["us-east-1", "eu-west-1"]
@@ -22,13 +23,19 @@ REGIONS = ["us-east-1", "eu-west-1"]
 def test_split_brain_duplicate_resolves_the_same_way_in_every_region(two_regions):
     sb = two_regions
     s = sb.settings
-    base = routes.latest(s)
+    base = routing_control.latest(s)
     key = "split-brain-key"
     epoch = base.epoch + 1
-    # Each region believes it is the key's home, at the same epoch.
+    # A partition: replication between the regions is cut and each side's operator declares the
+    # other region lost, at the same epoch. Both believe they are the key's home, and with the other
+    # side DOWN there is nobody to hand the key over from (a hand-off would have prevented the
+    # duplicate: the old home answers with the event_ids it committed).
+    partition = services.replication_paused(sb.state)
+    partition.__enter__()
     for r in REGIONS:
-        t = RoutingTable(epoch, base.regions, {**base.overrides, key: r}, base.vnodes_per_weight)
-        RoutingStore(s, r).write(t)
+        other = next(o for o in REGIONS if o != r)
+        regions = {**base.regions, other: RegionEntry(1, "DOWN", epoch)}
+        RoutingStore(s, r).write(RoutingTable(epoch, regions, {**base.overrides, key: r}, base.vnodes_per_weight))
     try:
         time.sleep(3 * s.job.routing_poll_ms / 1000 + 1)
         eid = f"split-{time.time_ns()}"
@@ -37,6 +44,7 @@ def test_split_brain_duplicate_resolves_the_same_way_in_every_region(two_regions
             put(s, r, [(key, rec)])
         wait_until(lambda: all(eid in sb.lake_ids(r) for r in REGIONS), 120, 1.0, sb.jobs,
                    "the event committed by both regions")
+        partition.__exit__(None, None, None)
 
         pairs = [(s.lake.bucket(h), read_pointer.replica_bucket(s, h, r)) for h in REGIONS for r in REGIONS if h != r]
         views = {}
@@ -61,7 +69,5 @@ def test_split_brain_duplicate_resolves_the_same_way_in_every_region(two_regions
         ids = {reader: sorted(r["event_id"] for r in rows) for reader, (rows, _, _) in views.items()}
         assert eid in ids["us-east-1"] and eid in ids["eu-west-1"]
     finally:
-        healed = RoutingTable(epoch + 1, base.regions, base.overrides, base.vnodes_per_weight)
-        for r in s.job.regions:
-            RoutingStore(s, r).write(healed)
-        sb.table = healed
+        partition.__exit__(None, None, None)
+        sb.table = sb.set_table(RoutingTable(epoch + 1, base.regions, base.overrides, base.vnodes_per_weight))

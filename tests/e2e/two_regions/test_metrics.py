@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.flink_rest import call as _get, running_job
-from cli.jobrunner import wait_until
+from sandbox.flink_rest import call as _get, running_job
+from sandbox.jobrunner import wait_until
 from cli.produce import events, put
 from connectors import lake
 from tests.e2e.two_regions.conftest import REST_PORTS
@@ -52,7 +52,7 @@ def test_router_metrics_under_kinesisanalytics(two_regions):
     # deltas are checked as lower bounds.
     m, d = wait_until(grown, 60, 2.0, sb.jobs, "metrics to count the records")
     assert m.get("homeflow_router_epoch", 0) >= 1 and m.get("homeflow_routing_epoch", 0) >= 1
-    assert "homeflow_records_waiting_for_table" in m
+    assert "homeflow_records_held" in m and "homeflow_keys_held" in m
 
 
 def test_lake_commit_metrics(two_regions):

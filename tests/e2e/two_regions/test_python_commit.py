@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cli.jobrunner import wait_until
+from sandbox.jobrunner import wait_until
 from cli.produce import events, put
 from connectors import lake
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from cli.jobrunner import wait_until
+from sandbox.jobrunner import wait_until
 from cli.produce import decode, events, put, read_stream
 from connectors import lake
 

@@ -16,7 +16,9 @@ import org.apache.flink.util.Collector;
  * internally, so the job can key the stream in Java (DataStream.keyBy on field 0) and save a
  * Python operator on every record. The key is the envelope's top-level "key" string, read with
  * a streaming JSON parser; records without one get the key "" and are dead-lettered by the router,
- * which validates the whole envelope.
+ * which validates the whole envelope. So does a key that is not valid Unicode (an escaped lone
+ * surrogate such as "\ud800"): the Python side cannot take such a string, and one record carrying
+ * it would otherwise fail the job on every restart.
  */
 public final class KeyedKinesisRecordSchema implements KinesisDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
@@ -39,7 +41,7 @@ public final class KeyedKinesisRecordSchema implements KinesisDeserializationSch
                 String name = p.getCurrentName();
                 JsonToken value = p.nextToken();
                 if ("key".equals(name)) {
-                    return value == JsonToken.VALUE_STRING ? p.getText() : "";
+                    return value == JsonToken.VALUE_STRING ? wellFormed(p.getText()) : "";
                 }
                 p.skipChildren();
             }
@@ -47,6 +49,19 @@ public final class KeyedKinesisRecordSchema implements KinesisDeserializationSch
             return "";
         }
         return "";
+    }
+
+    /** The string if every surrogate in it is paired, else "". */
+    static String wellFormed(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                return "";
+            }
+        }
+        return s;
     }
 
     @Override

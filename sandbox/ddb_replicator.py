@@ -5,7 +5,9 @@ eventual consistency) mode that DESIGN.md guarantee 4 is about:
   only, by the emulator itself);
 * it reaches the other regions after `lag_s`;
 * concurrent writes to one item are resolved last-writer-wins (the later local write wins
-  everywhere, the other is overwritten and silently lost).
+  everywhere, the other is overwritten and silently lost). "Later" is the item's own write time
+  (`updated_at` in ms, which the Iceberg catalogs, the routing store and the acks write), as
+  DynamoDB uses the write's timestamp; for items without one, the time the write was noticed.
 
 It polls every replica with Scan, notices local writes by comparing items with what it last saw
 or wrote, and copies winners after the lag. `conflicts` counts items written in two regions
@@ -17,13 +19,18 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from cli.poller import Poller
+from sandbox.poller import Poller
 from conf.settings import Settings
 from connectors import aws
 
 
 def _key(item: dict, key_attrs: tuple[str, ...]) -> str:
     return json.dumps([item[k] for k in key_attrs], sort_keys=True)
+
+
+def _written_at(item: dict, noticed: float) -> float:
+    v = item.get("updated_at", {}).get("N")
+    return int(v) / 1000 if v else noticed
 
 
 @dataclass
@@ -38,6 +45,7 @@ class ReplicatorStats:
     replicated: int = 0
     conflicts: int = 0
     conflict_keys: list = field(default_factory=list)
+    errors: int = 0  # a region unreachable (the sandbox's region gate): retried on the next step
 
 
 class DynamoDbReplicator(Poller):
@@ -53,7 +61,12 @@ class DynamoDbReplicator(Poller):
         # Items already present at start are synced as they are (last one scanned wins), not
         # counted as conflicts: the hazard is about writes made while replication runs.
         for region in regions:
-            for item in self._scan(region):
+            try:
+                items = self._scan(region)
+            except Exception:  # noqa: BLE001 - unreachable now; picked up by step() later
+                self.stats.errors += 1
+                continue
+            for item in items:
                 k = _key(item, self.key_attrs)
                 self.seen[(region, k)] = item
                 self.pending[k] = _Write(0.0, region, item)
@@ -70,26 +83,39 @@ class DynamoDbReplicator(Poller):
     def step(self) -> None:
         now = time.time()
         for region in self.regions:
-            for item in self._scan(region):
+            try:
+                items = self._scan(region)
+            except Exception:  # noqa: BLE001 - a region that is down keeps its writes until it is back
+                self.stats.errors += 1
+                continue
+            for item in items:
                 k = _key(item, self.key_attrs)
                 if self.seen.get((region, k)) == item:
                     continue
                 self.seen[(region, k)] = item
                 prev = self.pending.get(k)
-                if prev is not None and prev.region != region and now - prev.at < self.lag_s:
+                at = _written_at(item, now)
+                if prev is not None and prev.region != region and abs(at - prev.at) < self.lag_s:
                     self.stats.conflicts += 1
                     self.stats.conflict_keys.append(k)
-                if prev is None or now >= prev.at:  # last writer wins
-                    self.pending[k] = _Write(now, region, item)
+                if prev is None or at >= prev.at:  # last writer wins
+                    self.pending[k] = _Write(at, region, item)
         for k, w in list(self.pending.items()):
             if now - w.at < self.lag_s:
                 continue
+            done = True
             for region in self.regions:
                 if self.seen.get((region, k)) != w.item:
-                    self.clients[region].put_item(TableName=self.table, Item=w.item)
+                    try:
+                        self.clients[region].put_item(TableName=self.table, Item=w.item)
+                    except Exception:  # noqa: BLE001 - region down: it gets the item when it is back
+                        self.stats.errors += 1
+                        done = False
+                        continue
                     self.seen[(region, k)] = w.item
                     self.stats.replicated += 1
-            del self.pending[k]
+            if done:
+                del self.pending[k]
 
     def converged(self) -> bool:
         return not self.pending

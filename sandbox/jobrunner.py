@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.paths import LOCAL_PROPERTIES, ROOT, SANDBOX_DIR
+from sandbox.paths import LOCAL_PROPERTIES, ROOT, SANDBOX_DIR
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""A local multi-region setup on one port: the sandbox (emulator, region gate, replicators), the
+routing table, regional jobs. Used by the tests, the benchmarks and the drills."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conf.settings import load
+from connectors import lake, routing_control
+from sandbox import services
+from sandbox.jobrunner import await_canaries, start_job
+from sandbox.paths import LOCAL_PROPERTIES
+from udfs.routing_table import RoutingTable
+
+
+def write_properties(path: Path, port: int, checkpoint_dir: Path | None = None, **job_overrides: str) -> Path:
+    """The local properties, pointed at a sandbox on `port`, with fast checkpoints and, unless
+    given, checkpoints kept next to `path` (never the developer's .sandbox/)."""
+    doc = json.loads(LOCAL_PROPERTIES.read_text())
+    ckpt = checkpoint_dir or path.parent / "checkpoints"
+    for g in doc:
+        if g["PropertyGroupId"] == "homeflow.aws":
+            g["PropertyMap"]["endpoint"] = f"http://127.0.0.1:{port}"
+        if g["PropertyGroupId"] == "homeflow.job":
+            g["PropertyMap"].update({"checkpoint.interval.ms": "1000", "lake.stats.interval.ms": "2000",
+                                     "checkpoint.dir": str(ckpt), **job_overrides})
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+class Sandbox:
+    def __init__(self, root: Path, port: int, active: list[str], replicate: bool = True,
+                 ddb_lag: float = services.DEFAULT_DDB_LAG_S, s3_lag: float = services.DEFAULT_S3_LAG_S,
+                 **job_overrides: str):
+        self.root = root
+        self.properties = write_properties(root / "application_properties.json", port, **job_overrides)
+        self.settings = load(self.properties)
+        self.state = root / "sandbox"
+        self.active = active
+        self.replicate, self.ddb_lag, self.s3_lag = replicate, ddb_lag, s3_lag
+        self.jobs = []
+
+    def up(self):
+        services.up(self.settings, self.properties, self.state, self.replicate, self.ddb_lag, self.s3_lag)
+        if self.replicate:  # the replicator copies the first table everywhere; wait for it
+            routing_control.wait_replicated(self.settings, 1)
+        states = {r: ("ACTIVE" if r in self.active else "DOWN") for r in self.settings.job.regions}
+        self.table = self.set_table(routing_control.changed(self.settings, states, {}))
+        return self
+
+    def set_table(self, table: RoutingTable) -> RoutingTable:
+        """Store a routing table as the control plane does (one region, replicated) and wait until
+        every region's replica has it; without the replicator, write every region."""
+        if self.replicate:
+            routing_control.write(self.settings, table)
+            routing_control.wait_replicated(self.settings, table.epoch)
+        else:
+            for r in self.settings.job.regions:
+                routing_control.write(self.settings, table, r)
+        return table
+
+    def start_jobs(self, regions, rest_ports: dict[str, int] | None = None, extra_args: list[str] | None = None):
+        for r in regions:
+            extra = ["--rest-port", str(rest_ports[r])] if rest_ports and r in rest_ports else []
+            self.jobs.append(start_job(r, self.properties, self.root / "logs", extra_args=extra + (extra_args or [])))
+        await_canaries(self.settings, self.table, regions, self.jobs, 240)
+
+    def clients_ddb(self, region):
+        from connectors import aws
+        return aws.client("dynamodb", region, self.settings.aws)
+
+    def lake_ids(self, region) -> list[str]:
+        return lake.read_rows(self.settings, region, ("event_id",))["event_id"].to_pylist()
+
+    def down(self):
+        for j in self.jobs:
+            j.stop()
+        services.stop(self.settings, self.state)

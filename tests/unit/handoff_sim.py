@@ -1,0 +1,318 @@
+"""An in-memory model of several regional jobs running `udfs.handoff.KeyRouter`, for property
+tests of the hand-off protocol over many random schedules.
+
+What it models, and why each part matters to ordering:
+* streams: per region an ingest and a forward stream of 2 shards each; a key always maps to one
+  shard (Kinesis partition key), each shard is FIFO;
+* the key-ordered Kinesis sink: per (sender, destination) a FIFO per key; the scheduler flushes
+  any key's head at any time, so different keys overtake each other but a key never does;
+* routing tables: the control publishes a version; each region adopts it after a random delay
+  (replication lag + poll), so regions disagree for a while;
+* checkpoints: lake rows are committed at a region's checkpoint; a crash throws away everything
+  since the last one (router state, read positions, sink buffers, uncommitted rows) and replays;
+* region loss: the region stops, its streams take no writes (producers move away, senders' sink
+  buffers for it stall) until it returns and restores its last checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, replace
+
+from udfs.envelope import Envelope
+from udfs.handoff import Dead, Forward, Held, Home, KeyRouter, KeyState
+from udfs.ring import stable_hash
+from udfs.routing_table import RegionEntry, RoutingTable, TableHistory
+
+REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
+SHARDS = 2
+
+
+class DictSeen:
+    def __init__(self, d: dict):
+        self.d = d
+
+    def contains(self, eid):
+        return eid in self.d
+
+    def put(self, eid, at):
+        self.d[eid] = at
+
+    def recent(self, n):
+        return [e for e, _ in sorted(self.d.items(), key=lambda kv: kv[1])[-n:]]
+
+
+@dataclass
+class RegionState:
+    """Everything a regional job checkpoints."""
+    keys: dict = field(default_factory=lambda: defaultdict(KeyState))
+    seen: dict = field(default_factory=lambda: defaultdict(dict))
+    tables: TableHistory = field(default_factory=TableHistory)
+    pos: dict = field(default_factory=lambda: defaultdict(int))  # (stream, shard) -> next index
+    sink: dict = field(default_factory=lambda: defaultdict(deque))  # (dst, key) -> FIFO of bytes
+    pending: list = field(default_factory=list)  # lake rows not yet committed
+
+
+@dataclass
+class Row:
+    event_id: str
+    key: str
+    porigin: str  # producer's region (where the event first entered the system)
+    origin: str  # region whose ingest stream this copy entered
+    seq: int
+    epoch: int
+    routed_at: int
+    late: str | None
+    home: str
+
+
+class Sim:
+    def __init__(self, seed: int, keys: int = 6, ordered: bool = True, regions=REGIONS[:2],
+                 timeout_ms: int = 10**9, dup_rate: float = 0.0, max_hops: int = 3):
+        self.rng = random.Random(seed)
+        self.regions = list(regions)
+        self.ordered = ordered
+        self.keys = [f"k{i}" for i in range(keys)]
+        self.now = 1_000
+        self.streams = {(r, s, sh): [] for r in self.regions for s in ("ingest", "forward") for sh in range(SHARDS)}
+        self.table = RoutingTable(1, {r: RegionEntry(1) for r in self.regions})
+        self.published = [self.table]
+        self.st = {r: RegionState() for r in self.regions}
+        for r in self.regions:
+            self.st[r].tables.adopt(self.table)
+        self.ckpt = {r: copy.deepcopy(self.st[r]) for r in self.regions}
+        self.down: set[str] = set()  # crashed/unreachable regions
+        self.lake: list[Row] = []
+        self.seq = defaultdict(int)
+        self.produced: dict[str, tuple[str, str, int]] = {}
+        self.dead: list[Dead] = []
+        self.pauses: list[int] = []
+        self.counts = defaultdict(int)
+        self.dup_rate = dup_rate
+        self.routers = {r: KeyRouter(r, self.regions, max_hops=max_hops, max_record_bytes=10**6, ordered=ordered,
+                                     handoff_timeout_ms=timeout_ms, table_wait_ms=10**9,
+                                     count=self._count, pause=self.pauses.append) for r in self.regions}
+
+    def _count(self, name, n=1):
+        self.counts[name] += n
+
+    # ---------------------------------------------------------------- world
+
+    def shard(self, key):
+        return stable_hash(key) % SHARDS
+
+    def produce(self, region: str, key: str):
+        self.seq[(key, region)] += 1
+        eid = f"{region}/{key}/{self.seq[(key, region)]}"
+        env = Envelope(eid, key, self.now, region, payload={"seq": self.seq[(key, region)], "porigin": region})
+        self.produced[eid] = (key, region, self.seq[(key, region)])
+        self.streams[(region, "ingest", self.shard(key))].append(env.to_json().encode())
+        if self.dup_rate and self.rng.random() < self.dup_rate:  # the producer retries elsewhere
+            other = self.rng.choice([r for r in self.regions if r not in self.down])
+            dup = replace(env, origin=other)
+            self.streams[(other, "ingest", self.shard(key))].append(dup.to_json().encode())
+
+    def publish(self, table: RoutingTable):
+        self.table = table
+        self.published.append(table)
+
+    def deliver(self, region: str) -> bool:
+        """The region's router reads the next record of a random non-empty shard."""
+        st = self.st[region]
+        ready = [(s, sh) for (r, s, sh) in self.streams if r == region
+                 and st.pos[(s, sh)] < len(self.streams[(r, s, sh)])]
+        if not ready:
+            return False
+        s, sh = self.rng.choice(ready)
+        raw = self.streams[(region, s, sh)][st.pos[(s, sh)]]
+        st.pos[(s, sh)] += 1
+        key = Envelope_key(raw)
+        item = Held(raw, f"{s}/{sh}/{st.pos[(s, sh)]}", self.now)
+        self._apply(region, key, self.routers[region].on_item(st.keys[key], DictSeen(st.seen[key]), st.tables,
+                                                              item, self.now))
+        return True
+
+    def pump(self, region: str):
+        st = self.st[region]
+        for key, ks in list(st.keys.items()):
+            if ks.busy():
+                self._apply(region, key, self.routers[region].pump(ks, DictSeen(st.seen[key]), st.tables, self.now))
+
+    def _apply(self, region, key, outs):
+        st = self.st[region]
+        for o in outs:
+            if isinstance(o, Home):
+                p = o.env.payload or {}
+                st.pending.append(Row(o.env.event_id, o.env.key, p.get("porigin", o.env.origin), o.env.origin,
+                                      p.get("seq", 0), o.epoch, o.routed_at, o.late, region))
+            elif isinstance(o, Forward):
+                st.sink[(o.region, o.env.key)].append(o.env.to_json().encode())
+            else:
+                self.dead.append(o)
+
+    def flush(self, region: str) -> bool:
+        """The region's forward sink writes the head record of one random key queue."""
+        st = self.st[region]
+        ready = [k for k, q in st.sink.items() if q and k[0] not in self.down]
+        if not ready:
+            return False
+        dst, key = self.rng.choice(ready)
+        self.streams[(dst, "forward", self.shard(key))].append(st.sink[(dst, key)].popleft())
+        return True
+
+    def adopt(self, region: str) -> bool:
+        st = self.st[region]
+        if st.tables.current.epoch >= self.table.epoch:
+            return False
+        # Regions may skip versions (polling), but adopt in epoch order.
+        newer = [t for t in self.published if t.epoch > st.tables.current.epoch]
+        st.tables.adopt(self.rng.choice(newer) if self.rng.random() < 0.3 else newer[0])
+        return True
+
+    def checkpoint(self, region: str):
+        st = self.st[region]
+        self.lake += st.pending  # committed when the checkpoint completes
+        st.pending = []
+        self.ckpt[region] = copy.deepcopy(st)
+
+    def crash(self, region: str):
+        self.down.add(region)
+
+    def recover(self, region: str):
+        self.st[region] = copy.deepcopy(self.ckpt[region])
+        self.down.discard(region)
+
+    # ---------------------------------------------------------------- driving
+
+    def step(self, produce_in: list[str] | None = None):
+        self.now += self.rng.randint(1, 20)
+        live = [r for r in self.regions if r not in self.down]
+        action = self.rng.random()
+        r = self.rng.choice(live)
+        # Producing at 12 % of steps leaves the routers (30 %) and sinks (25 %) room to keep up: a
+        # world whose streams grow without bound never finishes a hand-off.
+        if produce_in is not None and action < 0.12:
+            self.produce(self.rng.choice(produce_in), self.rng.choice(self.keys))
+        elif action < 0.25:
+            pass  # time passes
+        elif action < 0.55:
+            self.deliver(r)
+        elif action < 0.8:
+            self.flush(r)
+        elif action < 0.9:
+            self.adopt(r)
+        elif action < 0.97:
+            self.pump(r)
+        else:
+            self.checkpoint(r)
+
+    def idle(self) -> bool:
+        """Nothing left to do: every stream read, every sink empty, nothing held, tables adopted."""
+        for r in self.regions:
+            if r in self.down:
+                continue
+            st = self.st[r]
+            if st.tables.current.epoch < self.table.epoch or any(st.sink.values()) \
+                    or any(ks.busy() for ks in st.keys.values()):
+                return False
+            if any(st.pos[(s, sh)] < len(self.streams[(rr, s, sh)]) for (rr, s, sh) in self.streams if rr == r):
+                return False
+        return True
+
+    def settle(self, limit: int = 200_000):
+        """Run without producing until idle (time passes, so hand-off deadlines may expire)."""
+        for _ in range(limit):
+            if self.idle():
+                break
+            r = self.rng.choice([r for r in self.regions if r not in self.down])
+            self.now += self.rng.randint(1, 20)
+            self.deliver(r) or self.flush(r) or self.adopt(r) or self.pump(r)
+        else:
+            raise AssertionError("simulation did not settle")
+        for r in self.regions:
+            if r not in self.down:
+                self.checkpoint(r)
+
+    def moved(self) -> bool:
+        """What `homeflow routes` waits for before the next change: every live region adopted the
+        newest table, holds nothing for any key, and no record forwarded under an older epoch is
+        still on its way (the jobs tell this by when they last saw one; here it is looked up)."""
+        import json
+        e = self.table.epoch
+        for r in self.regions:
+            if r in self.down:
+                continue
+            st = self.st[r]
+            if st.tables.current.epoch < e or any(ks.busy() for ks in st.keys.values()):
+                return False
+            for q in st.sink.values():
+                if any(json.loads(raw).get("epoch", 0) < e for raw in q):
+                    return False
+            for (rr, s, sh), recs in self.streams.items():
+                if rr == r and s == "forward" and any(json.loads(raw)["epoch"] < e
+                                                      for raw in recs[st.pos[(s, sh)]:]):
+                    return False
+        return True
+
+    # ---------------------------------------------------------------- verdicts
+
+    def _by_origin(self):
+        by = defaultdict(list)
+        for r in self.lake:
+            if r.origin == r.porigin:  # order is defined by the copy that entered first
+                by[(r.key, r.porigin)].append(r)
+        for rs in by.values():
+            rs.sort(key=lambda r: (r.epoch, r.routed_at))
+        return by
+
+    def unreported(self) -> list[tuple[str, str]]:
+        """(key, origin) of rows committed out of origin order and not marked."""
+        out = []
+        for k, rs in self._by_origin().items():
+            high = 0
+            for r in rs:
+                if r.seq < high and not r.late:
+                    out.append(k)
+                high = max(high, r.seq)
+        return out
+
+    def audit(self) -> dict:
+        rows = [r for r in self.lake]
+        ids = defaultdict(int)
+        for r in rows:
+            ids[r.event_id] += 1
+        lost = [e for e in self.produced if e not in ids]
+        dups = {e: n for e, n in ids.items() if n > 1}
+        late_rows, reported = 0, 0
+        for _, rs in self._by_origin().items():
+            high = 0
+            for r in rs:
+                if r.seq < high:
+                    late_rows += 1
+                    reported += bool(r.late)
+                high = max(high, r.seq)
+        return {"produced": len(self.produced), "rows": len(rows), "lost": len(lost), "duplicates": len(dups),
+                "inversions": late_rows, "reported": reported, "dead": len(self.dead),
+                "marked_late": sum(1 for r in rows if r.late)}
+
+
+def Envelope_key(raw: bytes) -> str:
+    import json
+    return json.loads(raw)["key"]
+
+
+def flip(sim: Sim, keys: list[str], to: str):
+    """A planned move: pin `keys` to region `to` in a new epoch."""
+    t = sim.table
+    ov = dict(t.overrides)
+    ov.update({k: to for k in keys})
+    sim.publish(RoutingTable(t.epoch + 1, t.regions, ov))
+
+
+def set_state(sim: Sim, region: str, state: str):
+    t = sim.table
+    e = t.epoch + 1
+    old = t.regions[region]
+    lost_at = e if state == "DOWN" else old.lost_at
+    sim.publish(RoutingTable(e, {**t.regions, region: RegionEntry(old.weight, state, lost_at)}, t.overrides))

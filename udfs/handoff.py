@@ -1,0 +1,465 @@
+"""Per-key routing with an ordered hand-off when a key's home changes (DESIGN.md guarantee 6).
+
+Plain Python: the Flink router (jobs/functions.py) keeps a `KeyState` per business key in keyed
+state and calls `KeyRouter.on_item` / `KeyRouter.pump`; tests drive the same code through an
+in-memory multi-region model (tests/unit/handoff_sim.py).
+
+The protocol, for a key K whose home moves from P to H:
+
+* **Lanes.** K's records reach a region through lanes: its own ingest stream, or the forward
+  stream from one sender region (`via`). A lane is FIFO end to end (Kinesis shard order, the
+  key-ordered sink, keyed state here), and held records leave in lane order.
+* **A sender S stops sending K to P.** The first time S routes K to H after routing it to P, S
+  sends a *marker* to P, addressed to H (same partition key, so it follows everything S sent P
+  for K), and flags the record it sends H with `after = (marker id, via P)`. H holds S's lane
+  until the marker arrives through P, i.e. until S's old path is drained.
+* **H acquires K.** The first time H commits K after K moved there (found in the routing-table
+  history), it sends its own *acquire* marker through P and holds every lane except P's (the old
+  path, which P keeps in order and deduplicates) until the marker comes back. P answers with its
+  recent event_ids of K (`seen`) and its per-origin high-water marks (`order`).
+* **Waits survive further moves.** A wait ends when its marker arrives (markers travel to the
+  region waiting, not to whoever is home by then) or when it times out; a key that moves on
+  while held leaves in lane order afterwards.
+* **Bounded.** Every wait has a deadline (`handoff_timeout_ms`); then the records go on, and what
+  arrives later through the old path is committed marked `handoff-timeout:P`.
+* **Tables disagree.** A record routed under an epoch newer than ours waits for our table
+  (`table_wait_ms`, then the dead-letter stream), unless it is one epoch ahead and our table
+  already makes us its home (the key cannot have moved between the two). A record sent to us
+  under our own epoch that our table sends elsewhere is a conflict (two different tables with
+  one epoch): dead-lettered. Re-forwarding happens only under a newer epoch, so forwarding
+  cannot loop; `max_hops` is a backstop.
+* **Lost regions.** When P is DOWN there is nobody to hand off from: H starts at once. Records P
+  routes after it returns (its backlog, and what was sent to it before it was lost) are marked
+  `stranded:P`: committed at their home and reported.
+* **Nothing reordered silently.** Every home keeps, per key and origin region, the highest origin
+  sequence number (`oseq`) it committed; a record below it is committed marked `reordered`.
+
+`ordered=False` turns markers and acquisition off (the control that shows why they exist).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Protocol
+
+from udfs.envelope import MAX_SEEN_IDS, Envelope, Marker, Rejection, marker_envelope, parse
+from udfs.routing_table import RoutingTable, TableHistory
+
+MARKER_MEMORY_MS = 3_600_000  # how long a marker that came before its flagged record is remembered
+
+
+class Seen(Protocol):
+    """The event_ids a home has committed for the current key (keyed map state with TTL)."""
+
+    def contains(self, event_id: str) -> bool: ...
+
+    def put(self, event_id: str, at_ms: int) -> None: ...
+
+    def recent(self, n: int) -> list[str]: ...
+
+
+@dataclass
+class Held:
+    raw: bytes
+    source: str  # stream/shard/sequence as read
+    arrived_ms: int
+    late: str | None = None  # released by a hand-off that timed out: order not vouched for
+    env: Envelope | Rejection | None = None  # parsed lazily, never stored
+
+    def lane(self) -> str:
+        """Records of one lane came through one FIFO path: own ingest ("") or one sender."""
+        return (self.env.via or "") if isinstance(self.env, Envelope) else "?"
+
+    def seq(self) -> str:
+        return self.source.rsplit("/", 1)[-1]
+
+
+@dataclass
+class Wait:
+    id: str  # marker id awaited
+    via: str  # the old home the marker comes back through
+    epoch: int
+    started_ms: int
+    deadline_ms: int
+
+
+@dataclass
+class KeyState:
+    last_home: str = ""  # where this region last routed the key ("" = never)
+    homed: bool = False  # this region committed the key at least once (its `seen` is worth checking)
+    owned_since: int = 0  # epoch since which this region owns the key, hand-off done (0 = not owned)
+    checked: int = 0  # ownership verified through this epoch
+    acquiring: Wait | None = None
+    unverified: Wait | None = None  # an acquisition that expired: its marker would bring seen/order
+    awaiting: dict[str, Wait] = field(default_factory=dict)  # lane (sender) -> its marker
+    markers: dict[str, int] = field(default_factory=dict)  # marker id -> ms it arrived (-1: given up)
+    late_via: dict[str, str] = field(default_factory=dict)  # old home -> why its stragglers are late
+    order: dict[str, str] = field(default_factory=dict)  # origin -> highest oseq committed here
+    held: list[Held] = field(default_factory=list)
+
+    def busy(self) -> bool:
+        return bool(self.held or self.acquiring or self.awaiting)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        del d["held"]
+        return json.dumps(d, separators=(",", ":"))
+
+    def to_json_core(self) -> str:
+        """Without `order` and `held`, which the Flink router keeps in their own keyed state."""
+        def w(x: Wait | None):
+            return None if x is None else [x.id, x.via, x.epoch, x.started_ms, x.deadline_ms]
+        return json.dumps([self.last_home, self.homed, self.owned_since, self.checked, w(self.acquiring),
+                           w(self.unverified), {k: w(v) for k, v in self.awaiting.items()}, self.markers,
+                           self.late_via], separators=(",", ":"))
+
+    @staticmethod
+    def from_json(text: str | None) -> "KeyState":
+        if not text:
+            return KeyState()
+        d = json.loads(text)
+        if isinstance(d, list):  # the core form (to_json_core)
+            def w(x):
+                return None if x is None else Wait(*x)
+            return KeyState(d[0], d[1], d[2], d[3], w(d[4]), w(d[5]), {k: w(v) for k, v in d[6].items()},
+                            d[7], d[8])
+        acq, unv, awaiting = d.pop("acquiring"), d.pop("unverified", None), d.pop("awaiting")
+        ks = KeyState(**d)
+        ks.acquiring = Wait(**acq) if acq else None
+        ks.unverified = Wait(**unv) if unv else None
+        ks.awaiting = {s: Wait(**w) for s, w in awaiting.items()}
+        return ks
+
+
+# ------------------------------------------------------------------ outputs
+
+
+@dataclass(frozen=True)
+class Home:
+    env: Envelope
+    epoch: int  # routing epoch under which this region accepted it as home
+    routed_at: int
+    held_ms: int
+    late: str | None
+    source: str  # stream/shard/sequence it was read from here
+
+
+@dataclass(frozen=True)
+class Forward:
+    region: str
+    env: Envelope
+
+
+@dataclass(frozen=True)
+class Dead:
+    reason: str
+    detail: str
+    raw: bytes | str
+    source: str
+
+
+Out = Home | Forward | Dead
+
+
+def _after(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and int(a) > int(b)
+
+
+class KeyRouter:
+    def __init__(self, region: str, regions: Iterable[str], max_hops: int,
+                 max_record_bytes: int, ordered: bool = True, handoff_timeout_ms: int = 30_000,
+                 table_wait_ms: int = 30_000,
+                 count: Callable[[str, int], None] | None = None,
+                 pause: Callable[[int], None] | None = None):
+        self.region = region
+        self.known = frozenset(regions)
+        self.max_hops = max_hops
+        self.max_record_bytes = max_record_bytes
+        self.ordered = ordered
+        self.handoff_timeout_ms = handoff_timeout_ms
+        self.table_wait_ms = table_wait_ms
+        self.count = count or (lambda name, n=1: None)
+        self.pause = pause or (lambda ms: None)
+
+    # ------------------------------------------------------------------ entry points
+
+    def on_item(self, ks: KeyState, seen: Seen, tables: TableHistory, item: Held, now: int) -> list[Out]:
+        """A record (or marker) of this key arrived."""
+        if ks.held:  # behind what already waits; the pump keeps lane order
+            ks.held.append(item)
+            return self.pump(ks, seen, tables, now)
+        out: list[Out] = []
+        if not self._process(ks, seen, tables, item, now, out):
+            ks.held.append(item)
+            self.count("holds", 1)
+        return out
+
+    def pump(self, ks: KeyState, seen: Seen, tables: TableHistory, now: int) -> list[Out]:
+        """Expire deadlines, then release held records that may go, in lane order (timers and new
+        tables call this; so does every record that queues behind held ones)."""
+        out: list[Out] = []
+        self._expire(ks, tables, now)
+        progress = True
+        while progress and ks.held:
+            progress = False
+            blocked: set[str] = set()
+            keep: list[Held] = []
+            for h in ks.held:
+                self._parse(h)
+                lane = h.lane()
+                if lane in blocked and not self._for_me(h):
+                    keep.append(h)
+                elif self._process(ks, seen, tables, h, now, out):
+                    progress = True
+                else:
+                    blocked.add(lane)
+                    keep.append(h)
+            ks.held = keep
+        return out
+
+    def _for_me(self, h: Held) -> bool:
+        """A marker addressed here may be read ahead of its lane: it only changes this key's
+        state (what came before it on its path has arrived), it emits nothing to order."""
+        return isinstance(h.env, Envelope) and h.env.marker is not None and h.env.marker.to == self.region
+
+    def next_deadline(self, ks: KeyState) -> int | None:
+        ds = [w.deadline_ms for w in ks.awaiting.values()]
+        if ks.acquiring:
+            ds.append(ks.acquiring.deadline_ms)
+        ds += [h.arrived_ms + self.table_wait_ms for h in ks.held]
+        return min(ds) if ds else None
+
+    # ------------------------------------------------------------------ one record
+
+    def _parse(self, h: Held) -> None:
+        if h.env is None:
+            h.env = parse(h.raw, self.known, self.max_record_bytes)
+
+    def _process(self, ks: KeyState, seen: Seen, tables: TableHistory, h: Held, now: int, out: list[Out]) -> bool:
+        """Route one record; False means it must wait (the caller holds it)."""
+        self._parse(h)
+        env = h.env
+        if isinstance(env, Rejection):
+            self.count(f"dead_letter_{env.reason.replace('-', '_')}", 1)
+            out.append(Dead(env.reason, env.detail, h.raw, h.source))
+            return True
+        table = tables.current
+        if table is None:  # nothing is routed before the first table
+            return False
+        home = table.home_of(env.key)
+        if env.epoch > table.epoch and (env.marker is not None or env.epoch > table.epoch + 1
+                                        or home != self.region):
+            # Sent under a newer table than ours, and the key may have moved: wait for it.
+            if now - h.arrived_ms < self.table_wait_ms:
+                return False
+            self.count("dead_letter_stale_routing_table", 1)
+            out.append(Dead("stale-routing-table",
+                            f"routed under epoch {env.epoch}; this region still has epoch {table.epoch} "
+                            f"after {self.table_wait_ms} ms", env.to_json(), h.source))
+            return True
+        if env.hops > 0 and env.epoch < table.epoch:
+            self.count("records_stale", 1)  # routed under an older table: a move is still draining
+        if env.marker is not None:
+            return self._marker(ks, seen, table, env, h, now, out)
+        lane = h.lane()
+        if home == self.region and self.ordered:
+            self._maybe_acquire(ks, env.key, tables, now, out)
+        # Hand-off waits hold lanes whatever the current home is: they keep a lane's order. The
+        # old home's lane goes on, except what it sent before it knew of the move (sent when
+        # this region was the key's home before: stale, ordered only once the marker is back).
+        if ks.acquiring is not None and (lane != ks.acquiring.via or env.epoch < ks.acquiring.epoch):
+            return False
+        if env.after is not None and not self._flag_cleared(ks, env, lane, now):
+            return False
+        if home == self.region:
+            return self._home(ks, seen, table, env, h, now, out)
+        return self._forward(ks, seen, table, env, h, home, now, out)
+
+    def _flag_cleared(self, ks: KeyState, env: Envelope, lane: str, now: int) -> bool:
+        mid, via = env.after
+        if mid in ks.markers:  # kept (aged out later): a held record may ask again
+            return True
+        if lane not in ks.awaiting:
+            ks.awaiting[lane] = Wait(mid, via, env.epoch, now, now + self.handoff_timeout_ms)
+        return False
+
+    def _late(self, ks: KeyState, env: Envelope, h: Held, table: RoutingTable) -> str | None:
+        if env.late or h.late:
+            return env.late or h.late
+        oseq = env.oseq or (h.seq() if env.hops == 0 else None)
+        if oseq is not None and _after(ks.order.get(env.origin), oseq):
+            return "reordered"  # this region committed a later record of the same origin
+        me = table.regions.get(self.region)
+        if me is not None and me.state == "DOWN":
+            return f"stranded:{self.region}"  # a lost region's backlog, routed after it returned
+        if me is not None and env.hops > 0 and env.epoch < me.lost_at:
+            return f"stranded:{self.region}"  # sent here before this region was lost
+        if env.via and env.via in ks.late_via:
+            return ks.late_via[env.via]
+        if ks.unverified is not None and ks.last_home == self.region:
+            return f"handoff-timeout:{ks.unverified.via}"  # the old home's event_ids and order not here yet
+        return None
+
+    def _maybe_acquire(self, ks: KeyState, key: str, tables: TableHistory, now: int, out: list[Out]) -> None:
+        acq = self._needs_acquire(ks, key, tables)
+        if acq is None:
+            return
+        table = tables.current
+        old, e_acq = acq
+        if table.regions[old].state == "DOWN":
+            # Unplanned: nobody to hand off from. Its backlog is marked when it returns.
+            ks.owned_since, ks.checked = e_acq, table.epoch
+            self.count("handoff_unplanned", 1)
+            return
+        mid = f"{self.region}:{table.epoch}"
+        ks.acquiring = Wait(mid, old, e_acq, now, now + self.handoff_timeout_ms)
+        m = Marker(mid, self.region, old, self.region, acquire=True)
+        out.append(Forward(old, marker_envelope(key, m, now, table.epoch).forwarded(table.epoch, via=self.region)))
+        self.count("handoff_started", 1)
+
+    def _home(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
+        ks.homed, ks.last_home = True, self.region
+        if seen.contains(env.event_id):
+            self.count("dedup_dropped", 1)
+            return True
+        seen.put(env.event_id, now)
+        late = self._late(ks, env, h, table)
+        oseq = env.oseq or (h.seq() if env.hops == 0 else None)
+        if oseq is not None and not _after(ks.order.get(env.origin), oseq):
+            ks.order[env.origin] = oseq
+        self.count("records_home", 1)
+        if late:
+            self.count("records_late", 1)
+        out.append(Home(env, table.epoch, now, now - h.arrived_ms, late, h.source))
+        return True
+
+    def _forward(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, home: str, now: int,
+                 out: list[Out]) -> bool:
+        if env.hops > 0 and env.epoch == table.epoch:
+            # The sender had our epoch and still sent it here: two different tables carry one
+            # epoch (two editors wrote concurrently). Bouncing it would loop.
+            self.count("dead_letter_routing_conflict", 1)
+            out.append(Dead("routing-conflict", f"sent here at epoch {env.epoch}, but home is {home} "
+                            f"at the same epoch here", env.to_json(), h.source))
+            return True
+        if env.hops >= self.max_hops:
+            self.count("dead_letter_routing_conflict", 1)
+            out.append(Dead("routing-conflict",
+                            f"hop limit {self.max_hops} reached; home here is {home} at epoch {table.epoch}",
+                            env.to_json(), h.source))
+            return True
+        if ks.homed and seen.contains(env.event_id):
+            self.count("dedup_dropped", 1)  # we committed it while we were the key's home
+            return True
+        ks.owned_since = ks.checked = 0
+        after = None
+        if self.ordered and ks.last_home not in ("", self.region, home) \
+                and table.regions[ks.last_home].state != "DOWN":
+            mid = f"{self.region}:{table.epoch}"
+            m = Marker(mid, self.region, ks.last_home, home)
+            out.append(Forward(ks.last_home, marker_envelope(env.key, m, now, table.epoch)
+                               .forwarded(table.epoch, via=self.region)))
+            after = (mid, ks.last_home)
+            self.count("markers_sent", 1)
+        ks.last_home = home
+        self.count(f"records_forwarded_{home.replace('-', '_')}", 1)
+        late = self._late(ks, env, h, table)
+        out.append(Forward(home, env.forwarded(table.epoch, via=self.region, after=after, late=late,
+                                               oseq=h.seq() if env.hops == 0 else None)))
+        return True
+
+    def _marker(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
+        m = env.marker
+        if m.to != self.region:
+            # On the old path: pass it on behind everything this region routed for the key.
+            if env.hops >= self.max_hops or table.regions[m.to].state == "DOWN":
+                self.count("markers_dropped", 1)  # its waiter times out, bounded
+                return True
+            ids = tuple(seen.recent(MAX_SEEN_IDS)) if (m.acquire and ks.homed) else None
+            order = dict(ks.order) if (m.acquire and ks.order) else None
+            self.count("markers_forwarded", 1)
+            out.append(Forward(m.to, env.forwarded(table.epoch, via=self.region, seen=ids, order=order)))
+            return True
+        ks.markers[m.id] = now
+        if env.via:
+            ks.late_via.pop(env.via, None)  # that path is drained now
+        if ks.acquiring is not None and ks.acquiring.id == m.id:
+            self._take_over(ks, seen, env, now)
+            self._done(ks.acquiring, now)
+            # Verified through the epoch it moved here; later epochs are checked on the next record.
+            ks.owned_since = ks.checked = ks.acquiring.epoch
+            ks.acquiring = None
+            del ks.markers[m.id]
+        elif ks.unverified is not None and ks.unverified.id == m.id:
+            self._take_over(ks, seen, env, now)  # late, but from now on duplicates and order are checked again
+            ks.unverified = None
+        for lane, w in list(ks.awaiting.items()):
+            if w.id == m.id:
+                self._done(w, now)
+                del ks.awaiting[lane]
+        for mid, at in list(ks.markers.items()):  # forget markers nobody will ask for
+            if at >= 0 and now - at > MARKER_MEMORY_MS:
+                del ks.markers[mid]
+        return True
+
+    def _take_over(self, ks: KeyState, seen, env: Envelope, now: int) -> None:
+        """Merge what the old home answered: its recent event_ids and per-origin high-water marks."""
+        for eid in env.seen or ():
+            if not seen.contains(eid):
+                seen.put(eid, now)
+        for origin, oseq in (env.order or {}).items():
+            if not _after(ks.order.get(origin), oseq):
+                ks.order[origin] = oseq
+
+    def _done(self, w: Wait, now: int) -> None:
+        self.count("handoff_completed", 1)
+        self.pause(now - w.started_ms)
+
+    def _needs_acquire(self, ks: KeyState, key: str, tables: TableHistory) -> tuple[str, int] | None:
+        """(old home, epoch the key moved here) if this region must take the key over first."""
+        cur = tables.current
+        if ks.acquiring is not None or ks.checked >= cur.epoch:
+            return None
+        old, e_acq = None, cur.epoch
+        for t in tables.newest_first():
+            if ks.owned_since and t.epoch <= ks.checked:
+                break  # verified before: still ours since then
+            h = t.home_of(key)
+            if h != self.region:
+                old = h
+                break
+            e_acq = t.epoch
+        if old is None or old not in cur.regions:
+            if not ks.owned_since:
+                ks.owned_since = e_acq
+            ks.checked = cur.epoch
+            return None
+        return old, e_acq
+
+    def _expire(self, ks: KeyState, tables: TableHistory, now: int) -> None:
+        """Give up waits past their deadline. What they held goes on marked late, and so does what
+        later comes through the old path: nobody vouches for its order any more."""
+        for lane, w in list(ks.awaiting.items()):
+            if now >= w.deadline_ms:
+                del ks.awaiting[lane]
+                ks.markers[w.id] = -1  # given up: the flagged record may go
+                reason = f"handoff-timeout:{w.via}"
+                ks.late_via[w.via] = reason
+                for h in ks.held:
+                    self._parse(h)
+                    if h.lane() == lane:
+                        h.late = h.late or reason
+                self.count("handoff_timeouts", 1)
+                self.pause(now - w.started_ms)
+        a = ks.acquiring
+        if a is not None and now >= a.deadline_ms:
+            ks.acquiring, ks.unverified = None, a
+            ks.owned_since = ks.checked = a.epoch
+            reason = f"handoff-timeout:{a.via}"
+            ks.late_via[a.via] = reason
+            for h in ks.held:
+                self._parse(h)
+                if h.lane() != a.via:
+                    h.late = h.late or reason
+            self.count("handoff_timeouts", 1)
+            self.pause(now - a.started_ms)
