@@ -107,6 +107,25 @@ class RoutingFeedFunction(ProcessFunction):
             yield self.current_text
 
 
+# Any truthy value: PyFlink stores it but hands only the entry count to Java (see state_ttl).
+_PERIODIC_COMPACTION = "30d"
+
+
+def state_ttl(ms: int) -> StateTtlConfig:
+    """TTL with explicit cleanup strategies. PyFlink 1.20's default background cleanup builds
+    `Duration.of_days(30)` through a py4j gateway, which exists in a minicluster's process but not
+    inside a cluster's TaskManager (THREAD mode), so the operator failed to open on a standalone
+    cluster, and on Managed Flink (found with `homeflow cluster`). Incremental cleanup serves the
+    heap state backend, the compaction filter RocksDB (Managed Flink's)."""
+    return (StateTtlConfig.new_builder(Time.milliseconds(ms))
+            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .disable_cleanup_in_background()
+            .cleanup_incrementally(10, False)
+            .cleanup_in_rocksdb_compact_filter(1000, _PERIODIC_COMPACTION)
+            .build())
+
+
 class _Seen:
     """udfs.handoff.Seen over keyed map state (event_id -> ms committed), plus the event_ids the
     home table held when the job started (the seed for a start without state)."""
@@ -140,9 +159,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         job = s.job
         self.region = job.region
         self.regions = frozenset(job.regions)
-        ttl = (StateTtlConfig.new_builder(Time.milliseconds(job.dedup_ttl_hours * 3_600_000))
-               .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-               .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired).build())
+        ttl = state_ttl(job.dedup_ttl_hours * 3_600_000)
         descs = {
             "seen": MapStateDescriptor("seen-event-ids-v2", Types.STRING(), Types.LONG()),
             "order": MapStateDescriptor("origin-high-water", Types.STRING(), Types.STRING()),
@@ -273,7 +290,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self._acked = state
 
     def close(self) -> None:
-        if self._acks is not None:
+        if getattr(self, "_acks", None) is not None:
             self._acks.close()
 
     # -- records (keyed side)

@@ -11,8 +11,9 @@ class FlinkRestError(RuntimeError):
     pass
 
 
-def call(port: int, path: str, body: dict | None = None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",
+def call(port: int, path: str, body: dict | None = None, method: str | None = None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 method=method or ("POST" if body is not None else "GET"),
                                  data=json.dumps(body).encode() if body is not None else None,
                                  headers={"Content-Type": "application/json"})
     try:
@@ -29,10 +30,16 @@ def running_job(port: int) -> str:
     return jobs[0]
 
 
-def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180) -> str:
+def cancel(port: int, job: str) -> None:
+    """Cancel without a savepoint (a crash, as far as state goes: the next start restores the
+    latest retained checkpoint)."""
+    call(port, f"/jobs/{job}?mode=cancel", method="PATCH")
+
+
+def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180, job: str | None = None) -> str:
     """Stop the running job with a savepoint (no drain: event time is not advanced, so a restore
     continues exactly where it stopped). Returns the savepoint's location."""
-    job = running_job(port)
+    job = job or running_job(port)
     trigger = call(port, f"/jobs/{job}/stop", {"targetDirectory": target_dir, "drain": False})["request-id"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -55,7 +55,7 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         base_args = ["--checkpoint-dir", ckpt.as_uri(), "--rest-port", str(REST_PORT)]
         job = start_job("us-east-1", sb.properties, tmp_path / "logs-0", extra_args=base_args)
         sb.jobs.append(job)
-        wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
+        wait_until(lambda: list(ckpt.glob("**/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
         producer.start()
         kills = []
         restored_at = 0.0

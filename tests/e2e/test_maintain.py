@@ -69,7 +69,7 @@ def test_maintenance_keeps_exactly_once_across_a_restore(tmp_path):
     try:
         job = start_job(REGION, sb.properties, tmp_path / "logs-0", extra_args=["--checkpoint-dir", ckpt.as_uri()])
         sb.jobs.append(job)
-        wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
+        wait_until(lambda: list(ckpt.glob("**/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
         produce_batches(1, 6, job)
         kill_after_a_checkpoint(job)
         before = maintenance.stats(lake.load_table(sb.settings, REGION))
@@ -124,7 +124,7 @@ def test_maintenance_keeps_exactly_once_across_a_restore(tmp_path):
         line = resume_line(sb)
         assert line.endswith("ok"), line
         job_id = line.split("Flink job ")[1].split()[0]
-        assert (ckpt / job_id).is_dir(), f"{job_id} is not the job whose checkpoints are in {ckpt}"
+        assert (ckpt / REGION / job_id).is_dir(), f"{job_id} is not the job whose checkpoints are in {ckpt}"
         unsafe = maintenance.expire(sb.settings, REGION, older_than_s=0, retain_last=1, protect_flink=False)
         assert unsafe.committed and unsafe.plan.expire
         line = resume_line(sb, "--job", job_id)

@@ -31,7 +31,7 @@ def test_records_wait_for_the_table_and_the_table_survives_a_crash(tmp_path):
         first = list(events("us-east-1", 60, 6, seed=606))
         put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in first])
         # The job is up and checkpointing, yet nothing may be routed by a default.
-        wait_until(lambda: list(ckpt.glob("*/chk-*")), 180, 1.0, [job], "first checkpoint")
+        wait_until(lambda: list(ckpt.glob("**/chk-*")), 180, 1.0, [job], "first checkpoint")
         time.sleep(5)
         assert sb.lake_ids("us-east-1") == [], "records were routed before any routing table existed"
 
