@@ -152,6 +152,56 @@ def cmd_package(args) -> int:
     return 0
 
 
+def cmd_cluster(args) -> int:
+    from pathlib import Path
+    from sandbox import flink_cluster
+    spec = flink_cluster.ClusterSpec(rest_port=args.rest_port, taskmanagers=args.taskmanagers, slots=args.slots)
+    d = Path(args.dir)
+    if args.action == "up":
+        s = _settings(args)
+        print(f"starting a Flink cluster on 127.0.0.1:{spec.rest_port} ({spec.taskmanagers} TaskManager(s), "
+              f"{spec.slots} slots each); logs in {d / 'log'}", flush=True)
+        ov = flink_cluster.up(spec, d, flink_cluster.aws_env(s))
+        print(f"cluster up: Flink {ov.get('flink-version')}, {ov.get('taskmanagers')} TaskManager(s), "
+              f"{ov.get('slots-total')} slots; web UI http://127.0.0.1:{spec.rest_port}")
+        print(f"submit a region's job: homeflow cluster submit --region REGION")
+    elif args.action == "down":
+        stopped = flink_cluster.down(spec, d)
+        print("stopped " + ", ".join(stopped) if stopped else "no cluster of ours was running")
+    elif args.action == "submit":
+        if not args.region:
+            raise SystemExit("error: cluster submit needs --region R")
+        if not flink_cluster.running(spec):
+            raise SystemExit(f"error: no Flink cluster answers on 127.0.0.1:{spec.rest_port}; run `homeflow cluster up`")
+        from jobs import checkpoints
+        s = _settings(args)
+        path = checkpoints.resolve_restore(args.restore, checkpoints.region_dir(s.job.checkpoint_dir, args.region))
+        print(f"submitting {args.region}" + (f", restoring {path}" if path else ", without state"), flush=True)
+        job = flink_cluster.submit(spec, args.region, Path(args.properties).resolve(), path, args.parallelism,
+                                   d=d, env=flink_cluster.aws_env(s))
+        print(f"{args.region}: Flink job {job}")
+    else:
+        if not flink_cluster.running(spec):
+            print(f"no Flink cluster answers on 127.0.0.1:{spec.rest_port}")
+            return 1
+        for j in flink_cluster.jobs(spec):
+            print(f"{j['id']}  {j['state']:10} {j['name']}")
+    return 0
+
+
+def cmd_drill(args) -> int:
+    from pathlib import Path
+    from drills.run import DrillOptions, run
+    a, b = [r.strip() for r in args.regions.split(",")]
+    out = Path(args.out or f".sandbox/drills/{args.scenario}")
+    opts = DrillOptions(scenario=args.scenario, out=out, backend=args.backend,
+                        handoff="none" if args.no_handoff else "ordered", regions=(a, b), port=args.port,
+                        rest_port=args.rest_port, keys=args.keys, rate=args.rate, flips=args.flips,
+                        ddb_lag=args.ddb_lag, s3_lag=args.s3_lag, keep=args.keep)
+    report = run(opts, say=lambda m: print(m, flush=True))
+    return 0 if report["passed"] else 1
+
+
 def cmd_demo(args) -> int:
     from cli.demo import run
     return run(args)
@@ -256,6 +306,42 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("package", help="build the Managed Flink application zip")
     sp.add_argument("--output", default="dist/homeflow-managed-flink.zip")
     sp.set_defaults(func=cmd_package)
+
+    sp = sub.add_parser("cluster", help="a local standalone Flink cluster (JobManager + TaskManagers on loopback) "
+                                        "from the PyFlink package; submit regional jobs to it as `flink run` does")
+    sp.add_argument("action", choices=["up", "down", "status", "submit"])
+    sp.add_argument("--rest-port", type=int, default=8081, help="the JobManager's REST port (default: %(default)s)")
+    sp.add_argument("--taskmanagers", type=int, default=1, help="up: TaskManagers to start (default: %(default)s)")
+    sp.add_argument("--slots", type=int, default=4, help="up: slots per TaskManager (default: %(default)s)")
+    sp.add_argument("--dir", default=".sandbox/cluster", help="configuration, logs and pid files (default: %(default)s)")
+    sp.add_argument("--region", help="submit: the region whose job to submit")
+    sp.add_argument("--restore", default="latest", metavar="latest|none|PATH",
+                    help="submit: restore the region's latest retained checkpoint or savepoint (default), "
+                         "start without state, or restore PATH")
+    sp.add_argument("--parallelism", type=int, help="submit: job parallelism (default: the properties file's)")
+    sp.set_defaults(func=cmd_cluster)
+
+    sp = sub.add_parser("drill", help="failover drill on its own sandbox under sequenced traffic; writes "
+                                      "report.json and report.html and prints a verdict (exit 1 if it fails)")
+    sp.add_argument("scenario", choices=["move-keys", "region-loss", "upgrade"],
+                    help="move-keys: planned moves back and forth; region-loss: kill + unreachable, remap, "
+                         "return, failback; upgrade: stop with savepoint, restart with parallelism 1->2->1")
+    sp.add_argument("--backend", choices=["minicluster", "cluster"], default="minicluster",
+                    help="minicluster: one job process per region; cluster: a local standalone Flink cluster")
+    sp.add_argument("--no-handoff", action="store_true",
+                    help="the control: run the jobs without the ordered hand-off (its verdict expects per-key inversions: shows the check can fail)")
+    sp.add_argument("--regions", default="us-east-1,eu-west-1", help="the two regions (first: the one lost/moved)")
+    sp.add_argument("--out", help="report directory (default: .sandbox/drills/SCENARIO)")
+    sp.add_argument("--port", type=int, default=4577, help="the drill's emulator port (default: %(default)s)")
+    sp.add_argument("--rest-port", type=int, default=18120,
+                    help="Flink REST port (this and the next: one per region) (default: %(default)s)")
+    sp.add_argument("--keys", type=int, default=40)
+    sp.add_argument("--rate", type=float, default=100.0, help="events/s per producing region (default: %(default)s)")
+    sp.add_argument("--flips", type=int, default=5, help="move-keys: moves each way (default: %(default)s)")
+    sp.add_argument("--ddb-lag", type=float, default=1.0, help="DynamoDB replication lag, s (default: %(default)s)")
+    sp.add_argument("--s3-lag", type=float, default=2.0, help="S3 replication lag, s (default: %(default)s)")
+    sp.add_argument("--keep", action="store_true", help="leave the drill's sandbox and jobs running afterwards")
+    sp.set_defaults(func=cmd_drill)
 
     sp = sub.add_parser("demo", help="sandbox up, two regional jobs, produce, wait for commits, summary, down")
     sp.add_argument("--regions", default="us-east-1,eu-west-1")

@@ -126,6 +126,9 @@ def state_ttl(ms: int) -> StateTtlConfig:
             .build())
 
 
+_NO_TABLE = TableHistory()
+
+
 class _Seen:
     """udfs.handoff.Seen over keyed map state (event_id -> ms committed), plus the event_ids the
     home table held when the job started (the seed for a start without state)."""
@@ -180,6 +183,12 @@ class RouterFunction(KeyedBroadcastProcessFunction):
                               ordered=job.handoff == "ordered", handoff_timeout_ms=job.handoff_timeout_ms,
                               table_wait_ms=job.table_wait_ms, count=self._count, pause=self._pause)
         self._tables: TableHistory | None = None
+        # After any start the table restored from a checkpoint may be old (a region returning
+        # from a loss would route its backlog as if nothing had moved): route only with a table
+        # read since this start, or after FRESH_WAIT_MS with the restored one (DynamoDB gone).
+        self._fresh = False
+        self._opened = _now_ms()
+        self._fresh_wait_ms = max(5_000, 5 * job.routing_poll_ms)
         self._cache: OrderedDict[str, list] = OrderedDict()  # key -> [KeyState, stored view, stored order]
         self._busy: set = set()
         self._held_now = 0
@@ -251,7 +260,13 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             self._tables = TableHistory.from_json(text, self.regions) if text else TableHistory()
         return self._tables
 
+    def _routing_tables(self, ctx, now: int) -> TableHistory:
+        if self._fresh or now - self._opened >= self._fresh_wait_ms:
+            return self._history(ctx)
+        return _NO_TABLE
+
     def process_broadcast_element(self, value: str, ctx):
+        self._fresh = True
         tables = self._history(ctx)
         cur = tables.current
         if cur is None or value != cur.to_json():
@@ -347,7 +362,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         before = len(ks.held)
         now = _now_ms()
         item = Held(bytes(value[3]), f"{value[0].rsplit('/', 1)[-1]}/{value[1]}/{value[2]}", now)
-        outs = self.core.on_item(ks, _Seen(self.seen, self._seed), self._history(ctx), item, now)
+        outs = self.core.on_item(ks, _Seen(self.seen, self._seed), self._routing_tables(ctx, now), item, now)
         yield from self._after(key, ks, before, before > 0 or bool(ks.held), outs, ctx, now)
 
     def on_timer(self, timestamp: int, ctx):
@@ -357,7 +372,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         ks = self._load(key)
         before = len(ks.held)
         now = _now_ms()
-        outs = self.core.pump(ks, _Seen(self.seen, self._seed), self._history(ctx), now)
+        outs = self.core.pump(ks, _Seen(self.seen, self._seed), self._routing_tables(ctx, now), now)
         yield from self._after(key, ks, before, True, outs, ctx, now)
 
     def _after(self, key, ks: KeyState, held_before: int, held_changed: bool, outs, ctx, now: int):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -73,7 +74,7 @@ def _config(spec: ClusterSpec, d: Path) -> str:
     conf = {
         # Java 17 needs the distribution's --add-opens; the sandbox's Kinesis speaks JSON, not CBOR
         # (connectors/aws.py does the same for a minicluster).
-        "env.java.opts.all": f"{_java_opts_all()} -Daws.cborEnabled=false",
+        "env.java.opts.all": f"{_java_opts_all()} -Daws.cborEnabled=false -XX:ErrorFile={d / 'log'}/hs_err_pid%p.log",
         "jobmanager.rpc.address": "127.0.0.1", "jobmanager.rpc.port": spec.rpc_port,
         "jobmanager.bind-host": "127.0.0.1", "taskmanager.bind-host": "127.0.0.1",
         "taskmanager.host": "127.0.0.1", "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
@@ -147,6 +148,24 @@ def down(spec: ClusterSpec = ClusterSpec(), d: Path = CLUSTER_DIR) -> list[str]:
     subprocess.run(["bash", str(home / "bin" / "jobmanager.sh"), "stop-all"], env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     return stopped
+
+
+def kill(spec: ClusterSpec, d: Path = CLUSTER_DIR, timeout: float = 30) -> list[int]:
+    """SIGKILL the cluster's processes (a region lost with its cluster: no cancel, no savepoint;
+    retained checkpoints stay for the next start)."""
+    killed = []
+    for pidfile in sorted((d / "pid").glob("*.pid")):
+        for pid in (int(p) for p in pidfile.read_text().split() if p.strip()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        pidfile.unlink()
+    deadline = time.monotonic() + timeout
+    while running(spec) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return killed
 
 
 def aws_env(settings) -> dict[str, str]:

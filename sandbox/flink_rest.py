@@ -19,7 +19,7 @@ def call(port: int, path: str, body: dict | None = None, method: str | None = No
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read() or b"{}")
-    except urllib.error.URLError as e:
+    except (urllib.error.URLError, OSError) as e:  # refused, reset, timed out: nobody answers
         raise FlinkRestError(f"Flink REST API on 127.0.0.1:{port} {path}: {e}") from None
 
 

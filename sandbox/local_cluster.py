@@ -32,7 +32,8 @@ class Sandbox:
     def __init__(self, root: Path, port: int, active: list[str], replicate: bool = True,
                  ddb_lag: float = services.DEFAULT_DDB_LAG_S, s3_lag: float = services.DEFAULT_S3_LAG_S,
                  **job_overrides: str):
-        self.root = root
+        self.root = root = root.resolve()
+        root.mkdir(parents=True, exist_ok=True)
         self.properties = write_properties(root / "application_properties.json", port, **job_overrides)
         self.settings = load(self.properties)
         self.state = root / "sandbox"

@@ -7,6 +7,7 @@ import org.apache.flink.api.common.serialization.SerializationSchema;
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.api.connector.sink2.StatefulSink;
 import org.apache.flink.connector.base.sink.writer.BufferedRequestState;
+import org.apache.flink.core.io.SimpleVersionedSerializer;
 import org.apache.flink.kinesis.shaded.software.amazon.awssdk.services.kinesis.model.PutRecordsRequestEntry;
 
 /**
@@ -54,6 +55,12 @@ public final class KeyOrderedKinesisStreamsSink<InputT> extends KinesisStreamsSi
         this.streamName = streamName;
         this.streamArn = null;
         this.clientProperties = clientProperties;
+    }
+
+    /** The stock state serializer corrupts non-ASCII partition keys; see the class used. */
+    @Override
+    public SimpleVersionedSerializer<BufferedRequestState<PutRecordsRequestEntry>> getWriterStateSerializer() {
+        return new Utf8KinesisStreamsStateSerializer();
     }
 
     @Override

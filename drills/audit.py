@@ -1,0 +1,142 @@
+"""What a drill left in the lake, checked against what its traffic produced.
+
+Every home table is read snapshot by snapshot (the data files each commit added), so every row
+has its commit time. A key's rows from one origin region are in order when, sorted by
+(routing epoch, routed_at) — the order of the home tables' commits, table after table as the key
+moves — their producer sequence numbers rise. A row below the sequence already seen is *late*:
+*reported* when the lake marks it (`unordered`), *unreported* otherwise (a broken guarantee).
+DuckDB's own Iceberg reader recounts each table, as a second, independent reader.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pyarrow.parquet as pq
+
+from conf.settings import Settings
+from connectors import lake
+
+COLUMNS = ("event_id", "key", "origin", "hops", "epoch", "home_region", "payload", "routed_at", "held_ms",
+           "unordered", "source")
+
+
+@dataclass
+class Row:
+    event_id: str
+    key: str
+    origin: str
+    seq: int
+    epoch: int
+    routed_at: int
+    held_ms: int
+    unordered: str | None
+    home: str
+    hops: int
+    commit_ms: int
+    commit_seq: int
+
+
+def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list[Row]:
+    """Rows of `home`'s table with the time of the commit that added each: the live data files of
+    the current snapshot, each dated by the snapshot that added it (kept in its manifest entry,
+    also after manifests are merged; drills never compact)."""
+    t = lake.load_table(settings, home)
+    snap = t.current_snapshot() if t is not None else None
+    if snap is None:
+        return []
+    snaps = {s.snapshot_id: s for s in t.metadata.snapshots}
+    files = [(e.data_file.file_path, e.snapshot_id) for m in snap.manifests(t.io)
+             for e in m.fetch_manifest_entry(t.io, discard_deleted=True)]
+
+    def read(item):
+        path, sid = item
+        with t.io.new_input(path).open() as f:
+            return sid, pq.read_table(f, columns=list(COLUMNS)).to_pylist()
+    out: list[Row] = []
+    with ThreadPoolExecutor(8) as pool:
+        for sid, rows in pool.map(read, files):
+            added = snaps[sid]
+            for r in rows:
+                p = json.loads(r["payload"]) if r["payload"] else {}
+                if run_id is not None and p.get("drill") != run_id:
+                    continue
+                out.append(Row(r["event_id"], r["key"], r["origin"], int(p.get("seq", 0)), r["epoch"],
+                               r["routed_at"] or 0, r["held_ms"] or 0, r["unordered"], r["home_region"],
+                               r["hops"], added.timestamp_ms, added.sequence_number))
+    return out
+
+
+def committed_ids(settings: Settings, regions: list[str]) -> set[str]:
+    """Every event_id in the regions' current snapshots (a cheap scan, for waiting)."""
+    out: set[str] = set()
+    for r in regions:
+        out.update(lake.read_rows(settings, r, ("event_id",))["event_id"].to_pylist())
+    return out
+
+
+def duckdb_counts(settings: Settings, regions: list[str]) -> dict[str, tuple[int, int]]:
+    from connectors.duckdb_reader import count_rows
+    return {r: count_rows(settings, r) for r in regions}
+
+
+@dataclass
+class Audit:
+    produced: int
+    committed: int
+    lost: list[str]
+    duplicated: dict[str, int]
+    late: int
+    reported: int
+    unreported: list[dict]
+    stranded: int
+    rows: list[Row]
+    unexpected: int  # rows of this drill that no producer sent (must be 0)
+
+    def summary(self) -> dict:
+        return {"produced": self.produced, "committed": self.committed, "lost": len(self.lost),
+                "duplicated": len(self.duplicated), "inversions": self.late, "inversions_reported": self.reported,
+                "inversions_unreported": len(self.unreported), "stranded": self.stranded,
+                "unexpected_rows": self.unexpected}
+
+
+def audit(settings: Settings, regions: list[str], produced: list, run_id: str) -> Audit:
+    rows = [r for home in regions for r in table_rows(settings, home, run_id)]
+    want = {e.event_id: e for e in produced}
+    copies: dict[str, int] = defaultdict(int)
+    for r in rows:
+        copies[r.event_id] += 1
+    lost = [e for e in want if e not in copies]
+    dup = {e: n for e, n in copies.items() if n > 1}
+    unexpected = sum(1 for r in rows if r.event_id not in want)
+    late = reported = 0
+    unreported = []
+    by: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    first: dict[str, Row] = {}
+    for r in sorted(rows, key=lambda r: (r.commit_ms, r.commit_seq)):
+        first.setdefault(r.event_id, r)
+    for r in first.values():
+        by[(r.key, r.origin)].append(r)
+    for (key, origin), rs in by.items():
+        rs.sort(key=lambda r: (r.epoch, r.routed_at))
+        high = 0
+        for r in rs:
+            if r.seq < high:
+                late += 1
+                if r.unordered:
+                    reported += 1
+                else:
+                    unreported.append({"key": key, "origin": origin, "seq": r.seq, "after": high, "home": r.home,
+                                       "epoch": r.epoch, "event_id": r.event_id})
+            high = max(high, r.seq)
+    stranded = sum(1 for r in first.values() if (r.unordered or "").startswith("stranded"))
+    return Audit(len(want), len(want) - len(lost), lost, dup, late, reported, unreported, stranded, rows, unexpected)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]

@@ -1,0 +1,88 @@
+"""The failover drills end to end (drills/): two regional jobs, the sandbox with DynamoDB and S3
+replication lag on, continuous sequenced traffic from both regions, then an audit of every
+event_id and every (key, origin) sequence in the lake, recounted by DuckDB.
+
+Each test asserts on the audit's whole-set figures, not only on the drill's own verdict, and the
+control (no hand-off) shows that the per-key order check fails when the protocol is off.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drills.run import DrillOptions, run
+
+pytestmark = pytest.mark.e2e
+REGIONS = ("us-east-1", "eu-west-1")
+
+
+def _drill(tmp_path, scenario: str, port: int, rest_port: int, **kw) -> dict:
+    opts = DrillOptions(scenario=scenario, out=tmp_path / "drill", regions=REGIONS, port=port, rest_port=rest_port,
+                        **kw)
+    report = run(opts, say=lambda m: print(m, flush=True))
+    saved = json.loads((tmp_path / "drill" / "report.json").read_text())
+    assert saved["audit"] == report["audit"]
+    assert (tmp_path / "drill" / "report.html").read_text().count("<circle") > 10, "timeline has no commits"
+    return report
+
+
+def _whole_sets(report: dict) -> dict:
+    au = report["audit"]
+    assert au["produced"] > 1000
+    assert au["lost"] == 0, f"lost: {report['audit']['lost_sample']}"
+    assert au["duplicated"] == 0, f"duplicated: {report['audit']['duplicated_sample']}"
+    assert au["unexpected_rows"] == 0
+    assert au["committed"] == au["produced"]
+    for region, c in report["independent_reader"].items():
+        assert c["duckdb_rows"] == c["duckdb_distinct"] == c["pyiceberg_rows"], region
+    return au
+
+
+def test_planned_moves_keep_per_key_order(tmp_path):
+    r = _drill(tmp_path, "move-keys", 4577, 18120, flips=5)
+    au = _whole_sets(r)
+    flips = r["scenario_figures"]["flips"]
+    assert sum(f["to"] == REGIONS[1] for f in flips) >= 5 and sum(f["to"] == REGIONS[0] for f in flips) >= 5
+    assert au["inversions"] == 0, f"unreported: {r['audit']['unreported_sample']}"
+    assert au["inversions_reported"] == 0 and au["stranded"] == 0
+    assert r["pauses_ms"], "no moving key was ever held: the hand-off did not run"
+    assert r["pause_max_ms"] <= 20_000 + 2_000  # handoff.timeout.ms bounds a pause
+    assert r["non_moving_max_held_ms"] < 1000, "keys that did not move were paused"
+    assert r["passed"], r["verdict"]
+
+
+def test_control_without_handoff_reorders_keys(tmp_path):
+    r = _drill(tmp_path, "move-keys", 4578, 18122, flips=2, handoff="none")
+    au = _whole_sets(r)
+    assert au["inversions"] > 0, "without the hand-off, moves under traffic should reorder keys"
+    assert r["passed"], r["verdict"]
+
+
+def _region_loss(r: dict) -> None:
+    au = _whole_sets(r)
+    f = r["scenario_figures"]
+    assert f["keys_moved"] == f["keys_expected"] and not f["survivor_keys_moved"]
+    assert au["inversions_unreported"] == 0, f"unreported: {r['audit']['unreported_sample']}"
+    assert r["rto_s"] is not None and r["rto_s"] > 0
+    assert au["stranded"] > 0, "the returned region's backlog was not reported as stranded"
+    assert r["passed"], r["verdict"]
+
+
+def test_region_loss_return_and_failback(tmp_path):
+    _region_loss(_drill(tmp_path, "region-loss", 4579, 18124))
+
+
+@pytest.mark.long
+def test_region_loss_on_standalone_clusters(tmp_path):
+    _region_loss(_drill(tmp_path, "region-loss", 4581, 18128, backend="cluster"))
+
+
+@pytest.mark.long  # its one full run lost 1 of 22,660 events: under investigation (issue 8 note)
+def test_upgrade_with_savepoints_changes_parallelism(tmp_path):
+    r = _drill(tmp_path, "upgrade", 4580, 18126)
+    au = _whole_sets(r)
+    steps = r["scenario_figures"]["steps"]
+    assert [s["parallelism"] for s in steps] == [2, 1] and all(s["savepoint"] for s in steps)
+    assert au["inversions"] == 0, f"unreported: {r['audit']['unreported_sample']}"
+    assert r["passed"], r["verdict"]
