@@ -77,6 +77,23 @@ def committed_ids(settings: Settings, regions: list[str]) -> set[str]:
     return out
 
 
+def dead_letters(settings: Settings, regions: list[str], run_id: str) -> dict[str, str]:
+    """event_id -> reason, for this drill's events in the regions' dead-letter streams."""
+    from connectors.stream_reader import read_stream
+    from udfs.dead_letter import original_bytes
+    out: dict[str, str] = {}
+    for r in regions:
+        for rec in read_stream(settings, r, settings.streams.dead_letter):
+            try:
+                doc = json.loads(rec["data"])
+                env = json.loads(original_bytes(rec["data"] if isinstance(rec["data"], str) else rec["data"].decode()))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if isinstance(env, dict) and run_id in str(env.get("event_id", "")):
+                out[env["event_id"]] = f"{doc.get('reason')} in {r}: {doc.get('detail', '')[:200]}"
+    return out
+
+
 def duckdb_counts(settings: Settings, regions: list[str]) -> dict[str, tuple[int, int]]:
     from connectors.duckdb_reader import count_rows
     return {r: count_rows(settings, r) for r in regions}
@@ -103,7 +120,11 @@ class Audit:
 
 
 def audit(settings: Settings, regions: list[str], produced: list, run_id: str) -> Audit:
-    rows = [r for home in regions for r in table_rows(settings, home, run_id)]
+    return audit_rows([r for home in regions for r in table_rows(settings, home, run_id)], produced)
+
+
+def audit_rows(rows: list[Row], produced: list) -> Audit:
+    """The whole-set checks on rows already read (pure; unit-tested)."""
     want = {e.event_id: e for e in produced}
     copies: dict[str, int] = defaultdict(int)
     for r in rows:

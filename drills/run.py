@@ -140,6 +140,7 @@ def build_report(opts: DrillOptions, sb: Sandbox, d: scenarios.Drill, figures: d
         "regions": regions, "keys": opts.keys, "rate": opts.rate, "ddb_lag_s": opts.ddb_lag, "s3_lag_s": opts.s3_lag,
         "started_ms": int(t_start * 1000), "ended_ms": ended, "duration_s": round(ended / 1000 - t_start, 1),
         "marked_by_key": _marked_by_key(a),
+        "dead_lettered": audit_mod.dead_letters(sb.settings, regions, run_id),
         "audit": {**a.summary(), "unreported_sample": a.unreported[:20], "lost_sample": a.lost[:20],
                   "duplicated_sample": list(a.duplicated.items())[:20]},
         "independent_reader": {r: {"duckdb_rows": duck[r][0], "duckdb_distinct": duck[r][1],
@@ -219,6 +220,7 @@ def _verdict(opts: DrillOptions, rep: dict) -> list[dict]:
     check("events produced", au["produced"], "> 0", au["produced"] > 0)
     check("events committed", au["committed"], au["produced"], au["committed"] == au["produced"])
     check("events lost", au["lost"], 0, au["lost"] == 0)
+    check("drill events dead-lettered", len(rep["dead_lettered"]), 0, not rep["dead_lettered"])
     check("events duplicated", au["duplicated"], 0, au["duplicated"] == 0)
     check("rows no producer sent", au["unexpected_rows"], 0, au["unexpected_rows"] == 0)
     for r, c in rep["independent_reader"].items():
