@@ -123,6 +123,14 @@ def audit(settings: Settings, regions: list[str], produced: list, run_id: str) -
     return audit_rows([r for home in regions for r in table_rows(settings, home, run_id)], produced)
 
 
+def first_commits(rows: list[Row]) -> dict[str, Row]:
+    """event_id -> the row of its first commit (a duplicate's later copies are not order evidence)."""
+    first: dict[str, Row] = {}
+    for r in sorted(rows, key=lambda r: (r.commit_ms, r.commit_seq)):
+        first.setdefault(r.event_id, r)
+    return first
+
+
 def audit_rows(rows: list[Row], produced: list) -> Audit:
     """The whole-set checks on rows already read (pure; unit-tested)."""
     want = {e.event_id: e for e in produced}
@@ -135,9 +143,7 @@ def audit_rows(rows: list[Row], produced: list) -> Audit:
     late = reported = 0
     unreported = []
     by: dict[tuple[str, str], list[Row]] = defaultdict(list)
-    first: dict[str, Row] = {}
-    for r in sorted(rows, key=lambda r: (r.commit_ms, r.commit_seq)):
-        first.setdefault(r.event_id, r)
+    first = first_commits(rows)
     for r in first.values():
         by[(r.key, r.origin)].append(r)
     for (key, origin), rs in by.items():

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from connectors import lake
 from connectors.stream_reader import read_stream
 from drills import audit as audit_mod
 from drills import report as report_mod
@@ -122,7 +123,7 @@ def build_report(opts: DrillOptions, sb: Sandbox, d: scenarios.Drill, figures: d
     produced = d.traffic.accepted()
     a = audit_mod.audit(sb.settings, regions, produced, run_id)
     duck = audit_mod.duckdb_counts(sb.settings, regions)
-    py_counts = {r: len([x for x in audit_mod.table_rows(sb.settings, r)]) for r in regions}
+    py_counts = {r: lake.read_rows(sb.settings, r, ("event_id",)).num_rows for r in regions}  # pyiceberg scan
     ended = int(time.time() * 1000)
     commits: dict[str, list] = {}
     by_commit: dict[tuple[str, int], list] = {}
@@ -166,10 +167,7 @@ def _marked_by_key(a: audit_mod.Audit) -> dict[str, dict[str, int]]:
 
 def _scenario_figures(scenario: str, f: dict, a: audit_mod.Audit, d: scenarios.Drill) -> dict:
     out: dict = {}
-    first: dict[str, audit_mod.Row] = {}
-    for r in sorted(a.rows, key=lambda r: (r.commit_ms, r.commit_seq)):
-        first.setdefault(r.event_id, r)
-    rows = list(first.values())
+    rows = list(audit_mod.first_commits(a.rows).values())
     if scenario == "move-keys":
         moving = set(f["moving_keys"])
         bounds = [x["t_ms"] for x in f["flips"]] + [10**15]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from connectors import routing_control as rc
+from drills.audit import committed_ids
 from drills.backends import Backend
 from drills.traffic import Traffic
 from sandbox import services
@@ -140,8 +141,6 @@ def region_loss(d: Drill, outage_s: float = 15.0, dwell_s: float = 8.0) -> dict:
     # Drained: every event accepted so far is committed somewhere (the returned region forwards
     # its backlog, marked stranded, to the keys' homes).
     accepted = {e.event_id for e in d.traffic.accepted()}
-    from drills.audit import committed_ids
-
     def drained():
         d.backend.check_alive(d.regions)
         return accepted <= committed_ids(s, d.regions)
