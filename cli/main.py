@@ -14,8 +14,8 @@ from sandbox.paths import LOCAL_PROPERTIES
 def _settings(args):
     try:
         return load(args.properties, {"homeflow.job/region": args.region} if getattr(args, "region", None) else None)
-    except ConfigError as e:
-        raise SystemExit(f"error: bad configuration: {e}")
+    except ConfigError:
+        raise  # main() prints it as one line and exits 2
 
 
 def cmd_sandbox(args) -> int:
@@ -210,6 +210,7 @@ def cmd_demo(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="homeflow", description=__doc__)
     p.add_argument("--properties", default=str(LOCAL_PROPERTIES), help="properties file (default: %(default)s)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("sandbox", help="start/stop/inspect the local AWS sandbox; lose/restore a region")
@@ -353,9 +354,35 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+EXIT_USAGE_CODE = 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:  # the commands' own checks: a message, exit 2 like argparse's
+        if not isinstance(e.code, str):
+            raise
+        print(f"homeflow {args.command}: {e.code.removeprefix('error: ')}", file=sys.stderr)
+        return EXIT_USAGE_CODE
+    except Exception as e:  # noqa: BLE001 - a user-facing boundary: one line, or the traceback with --debug
+        from cli.errors import describe
+        line = None if args.debug else describe(e, _endpoint(args))
+        if line is None:
+            raise
+        print(f"homeflow {args.command}: {line}", file=sys.stderr)
+        return EXIT_USAGE_CODE
+
+
+def _endpoint(args) -> str | None:
+    try:
+        return load(args.properties).aws.endpoint
+    except Exception:  # noqa: BLE001 - only a hint for the message
+        return None
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
+    from sandbox import moto_fidelity
+
     p = argparse.ArgumentParser(prog="python -m sandbox.moto_gate")
     p.add_argument("-H", "--host", default="127.0.0.1")
     p.add_argument("-p", "--port", type=int, default=4566)
@@ -72,8 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     import os
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    moto_fidelity.apply()
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, RegionGate(app), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(args.host, args.port, RegionGate(moto_fidelity.serialized(app)), threaded=True,
+               request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,19 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements.lock "$stamp" || [ pyproject.toml 
   cp requirements.lock "$stamp"
 fi
 
+# The infrastructure linters (cfn-lint, checkov) pin packages the job's own set cannot share.
+iac_stamp=.venv-iac/.homeflow-lock
+if [ ! -f "$iac_stamp" ] || ! cmp -s requirements-iac.lock "$iac_stamp"; then
+  echo "bootstrap: installing the infrastructure linters into .venv-iac"
+  [ -x .venv-iac/bin/python ] || "$PY" -m venv .venv-iac
+  .venv-iac/bin/pip install --quiet --upgrade "pip==25.3"
+  .venv-iac/bin/pip install --quiet -r requirements-iac.lock
+  cp requirements-iac.lock "$iac_stamp"
+fi
+
 jar=target/homeflow-connectors.jar
 if [ ! -f "$jar" ] || [ pom.xml -nt "$jar" ] || [ -n "$(find src -newer "$jar" -type f 2>/dev/null | head -1)" ]; then
   echo "bootstrap: building the connector uber-jar with Maven"
   mvn -q -B package -DskipTests
 fi
-echo "bootstrap: ready (.venv, $jar)"
+echo "bootstrap: ready (.venv, .venv-iac, $jar)"

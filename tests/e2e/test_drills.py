@@ -79,7 +79,7 @@ def test_region_loss_on_standalone_clusters(tmp_path):
     _region_loss(_drill(tmp_path, "region-loss", 4581, 18128, backend="cluster"))
 
 
-@pytest.mark.long  # its one full run lost 1 of 22,660 events: under investigation (issue 8 note)
+@pytest.mark.long  # 6 minutes: run by hand with -m long (README, Failover drills)
 def test_upgrade_with_savepoints_changes_parallelism(tmp_path):
     r = _drill(tmp_path, "upgrade", 4580, 18126)
     au = _whole_sets(r)

@@ -4,7 +4,9 @@ regions after their lag."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -38,6 +40,38 @@ def test_up_is_idempotent_and_down_stops_only_its_own(tmp_path):
         assert st["services"]["moto"]["healthy"]
         assert set(st["regions"]["eu-west-1"]["streams"]) == {"homeflow-ingest", "homeflow-forward", "homeflow-dead-letter"}
 
+        # ListShards honours ExclusiveStartShardId as AWS does (sandbox/moto_fidelity.py): a restored
+        # Kinesis source must not be handed the shards it already reads.
+        kin = aws.client("kinesis", "eu-west-1", settings.aws)
+        every = [s["ShardId"] for s in kin.list_shards(StreamName="homeflow-ingest")["Shards"]]
+        assert len(every) >= 2, every
+        after = kin.list_shards(StreamName="homeflow-ingest", ExclusiveStartShardId=every[0])["Shards"]
+        assert [s["ShardId"] for s in after] == every[1:]
+
+        # Concurrent PutRecords into one shard keep every record (moto alone loses some: its
+        # sequence numbers are max + 1 without a lock; sandbox/moto_fidelity.py serializes writes).
+        kin.create_stream(StreamName="race", ShardCount=1)
+        wait_until(lambda: kin.describe_stream_summary(StreamName="race")["StreamDescriptionSummary"]
+                   ["StreamStatus"] == "ACTIVE", 30, 0.2, what="stream race")
+
+        def put(t: int) -> int:
+            c = aws.client("kinesis", "eu-west-1", settings.aws)
+            return sum(50 - c.put_records(StreamName="race", Records=[
+                {"PartitionKey": f"k{t}", "Data": f"{t}-{i}-{j}".encode()} for j in range(50)])["FailedRecordCount"]
+                for i in range(30))
+        with ThreadPoolExecutor(4) as pool:
+            accepted = sum(pool.map(put, range(4)))
+        shard = kin.list_shards(StreamName="race")["Shards"][0]["ShardId"]
+        it = kin.get_shard_iterator(StreamName="race", ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        stored = set()
+        while True:
+            got = kin.get_records(ShardIterator=it, Limit=10_000)
+            stored |= {r["Data"] for r in got["Records"]}
+            it = got["NextShardIterator"]
+            if not got["Records"]:
+                break
+        assert accepted == 6000 and len(stored) == accepted, (accepted, len(stored))
+
         # The routing table is written in one region and reaches the others after the lag.
         routing_control.wait_replicated(settings, 1, timeout=30)
         t = default_table(list(settings.job.regions), epoch=2)
@@ -63,6 +97,14 @@ def test_up_is_idempotent_and_down_stops_only_its_own(tmp_path):
         assert aws.client("kinesis", "eu-west-1", settings.aws).list_streams()["StreamNames"]
         assert services.restore(settings, "us-east-1") == []
         assert kin_us.list_streams()["StreamNames"]
+
+        # A stream the job needs is missing: the CLI names it and the command that creates it.
+        aws.client("kinesis", "eu-west-1", settings.aws).delete_stream(StreamName="homeflow-ingest")
+        r = subprocess.run([sys.executable, "-m", "cli.main", "--properties", str(props), "produce",
+                            "--region", "eu-west-1", "--events", "3"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "homeflow-ingest" in r.stderr and "homeflow sandbox up" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
         stopped = services.stop(settings, state)
         assert stopped == [f"replicator (pid {rep_pid})", f"moto (pid {pid})"]
