@@ -70,6 +70,7 @@ class JobSettings:
     routing_table: str  # DynamoDB table holding the routing document
     routing_poll_ms: int
     lake_stats_interval_ms: int
+    read_publish_interval_ms: int  # 0: this job does not publish read pointers (`homeflow publish` does)
     handoff: str  # ordered (markers + acquisition, udfs/handoff.py) | none (the control)
     handoff_timeout_ms: int
     table_wait_ms: int
@@ -100,6 +101,19 @@ def _int(lo: int, hi: int) -> Callable[[str], int]:
         if not lo <= n <= hi:
             raise ValueError(f"must be in {lo}..{hi}, got {n}")
         return n
+    return conv
+
+
+def _off_or_int(lo: int, hi: int) -> Callable[[str], int]:
+    within = _int(lo, hi)
+
+    def conv(v: str) -> int:
+        if str(v).strip() == "0":
+            return 0
+        try:
+            return within(v)
+        except ValueError as e:
+            raise ValueError(f"{e} (or 0 to turn it off)") from None
     return conv
 
 
@@ -165,6 +179,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "routing.table": (_name, "homeflow-routing"),
         "routing.poll.ms": (_int(100, 60_000), 1_000),
         "lake.stats.interval.ms": (_int(1_000, 3_600_000), 15_000),
+        # How often the job advances this region's read pointers and lake view (0: never).
+        "read.publish.interval.ms": (_off_or_int(200, 3_600_000), 1_000),
         "handoff": (_choice("ordered", "none"), "ordered"),
         "handoff.timeout.ms": (_int(1_000, 3_600_000), 30_000),
         "table.wait.ms": (_int(1_000, 3_600_000), 30_000),
@@ -247,6 +263,7 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
             max_record_bytes=j["max.record.bytes"], dedup_ttl_hours=j["dedup.ttl.hours"],
             routing_table=j["routing.table"], routing_poll_ms=j["routing.poll.ms"],
             lake_stats_interval_ms=j["lake.stats.interval.ms"],
+            read_publish_interval_ms=j["read.publish.interval.ms"],
             handoff=j["handoff"], handoff_timeout_ms=j["handoff.timeout.ms"], table_wait_ms=j["table.wait.ms"],
             dedup_seed=j["dedup.seed"], checkpoint_dir=j["checkpoint.dir"],
         ),

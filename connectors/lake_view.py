@@ -32,28 +32,37 @@ def current_view(settings: Settings, reader: str) -> dict | None:
     return None if item is None else {"version": int(item["version"]["N"]), "tables": json.loads(item["tables"]["S"])}
 
 
-def publish_view(settings: Settings, reader: str) -> dict:
-    tables = {}
-    for home in settings.job.regions:
-        if home == reader:
-            t = lake.load_table(settings, home)
-            snap = t.current_snapshot() if t else None
-            if snap is not None:
-                tables[home] = {"metadata_location": t.metadata_location, "snapshot_id": snap.snapshot_id}
-        else:
-            p = read_pointer.read_pointer(settings, home, reader)
-            if p is not None:
-                tables[home] = {"metadata_location": p.metadata_location, "snapshot_id": p.snapshot_id}
-    prev = current_view(settings, reader)
-    version = (prev["version"] if prev else 0) + 1
+def publish_view(settings: Settings, reader: str, attempts: int = 5) -> dict:
+    """Write a new view version. Several publishers may run (the job's, `homeflow publish`): a
+    version taken by another is retried with the next one, and every version written is a whole
+    cut, so it does not matter whose wins."""
     ddb = _ddb(settings, reader)
-    ddb.put_item(
-        TableName=read_pointer.POINTER_TABLE,
-        Item={"table": {"S": VIEW_KEY}, "version": {"N": str(version)}, "tables": {"S": json.dumps(tables)},
-              "published_at_ms": {"N": str(int(time.time() * 1000))}},
-        ConditionExpression="attribute_not_exists(#t) OR version < :v",
-        ExpressionAttributeNames={"#t": "table"}, ExpressionAttributeValues={":v": {"N": str(version)}})
-    return {"version": version, "tables": tables}
+    for attempt in range(attempts):
+        tables = {}
+        for home in settings.job.regions:
+            if home == reader:
+                t = lake.load_table(settings, home)
+                snap = t.current_snapshot() if t else None
+                if snap is not None:
+                    tables[home] = {"metadata_location": t.metadata_location, "snapshot_id": snap.snapshot_id}
+            else:
+                p = read_pointer.read_pointer(settings, home, reader)
+                if p is not None:
+                    tables[home] = {"metadata_location": p.metadata_location, "snapshot_id": p.snapshot_id}
+        prev = current_view(settings, reader)
+        version = (prev["version"] if prev else 0) + 1
+        try:
+            ddb.put_item(
+                TableName=read_pointer.POINTER_TABLE,
+                Item={"table": {"S": VIEW_KEY}, "version": {"N": str(version)}, "tables": {"S": json.dumps(tables)},
+                      "published_at_ms": {"N": str(int(time.time() * 1000))}},
+                ConditionExpression="attribute_not_exists(#t) OR version < :v",
+                ExpressionAttributeNames={"#t": "table"}, ExpressionAttributeValues={":v": {"N": str(version)}})
+            return {"version": version, "tables": tables}
+        except ddb.exceptions.ConditionalCheckFailedException:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def read_view(settings: Settings, reader: str, columns: tuple[str, ...] = ("event_id", "key")) -> tuple[list[dict], int, dict]:

@@ -107,6 +107,59 @@ class RoutingFeedFunction(ProcessFunction):
             yield self.current_text
 
 
+class ReadPublisherFunction(ProcessFunction):
+    """On each tick (parallelism 1), advances this region's read pointers for every other home's
+    table and, when anything moved, its lake view: what `homeflow publish` does by hand, kept alive
+    by the regional job so a deployment needs nothing else running. Pointers and views are
+    conditional writes that only move forward, so a person running `homeflow publish` beside it is
+    harmless. Errors (a home region unreachable, replication behind) are counted and retried on
+    the next tick, never fatal: publishing is best effort, the pointer is always safe."""
+
+    def __init__(self, settings_doc: dict[str, Any]):
+        self.settings_doc = settings_doc
+
+    def open(self, ctx: RuntimeContext) -> None:
+        from conf.settings import settings_from_groups
+        self.settings = settings_from_groups(self.settings_doc)
+        self.reader = self.settings.job.region
+        self.homes = self.settings.job.remote_regions
+        self.metrics = _Counters(ctx, "homeflow_read_")
+        self._published: dict[str, int] = {}  # home -> published_at of the pointer it last moved
+        self._own_meta: str | None = None
+        group = ctx.get_metrics_group().add_group(METRIC_GROUP)
+        # Age of the oldest home's pointer: how far this region's readers trail, per tick.
+        group.gauge("homeflow_read_pointer_age_ms", self._oldest_age)
+
+    def _oldest_age(self) -> int:
+        if not self._published or len(self._published) < len(self.homes):
+            return -1
+        return _now_ms() - min(self._published.values())
+
+    def process_element(self, value: int, ctx: ProcessFunction.Context):
+        from connectors import lake, lake_view, read_pointer
+        moved = False
+        for home in self.homes:
+            try:
+                if read_pointer.publish(self.settings, home, self.reader):
+                    moved = True
+                    self.metrics.inc("pointer_advances")
+                    self._published[home] = _now_ms()
+            except Exception as e:  # a home or its bucket unreachable: the pointer stays where it is
+                self.metrics.inc("publish_errors")
+                log.warning("read pointer for %s not published: %s", home, e)
+        try:
+            own = lake.load_table(self.settings, self.reader)
+            own_meta = own.metadata_location if own is not None else None
+            if moved or own_meta != self._own_meta:
+                lake_view.publish_view(self.settings, self.reader)
+                self._own_meta = own_meta
+                self.metrics.inc("view_versions")
+        except Exception as e:
+            self.metrics.inc("publish_errors")
+            log.warning("lake view not published: %s", e)
+        return []
+
+
 # Any truthy value: PyFlink stores it but hands only the entry count to Java (see state_ttl).
 _PERIODIC_COMPACTION = "30d"
 

@@ -9,7 +9,8 @@ from pyflink.java_gateway import get_gateway
 from conf.settings import Settings
 from connectors import iceberg_sink, kinesis
 from jobs import rows
-from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, RouterFunction, RoutingFeedFunction
+from jobs.functions import (DEAD_LETTER_TAG, ROUTING_STATE, ReadPublisherFunction, RouterFunction,
+                           RoutingFeedFunction)
 
 
 def _tick_source(period_ms: int) -> Source:
@@ -60,6 +61,11 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
     lake_ticks = env.from_source(_tick_source(job.lake_stats_interval_ms), no_wm, "lake-stats-ticks",
                                  type_info=Types.LONG()).uid("lake-stats-ticks").set_parallelism(1)
     iceberg_sink.add_stats(lake_ticks, settings)
+    if job.read_publish_interval_ms and job.remote_regions:
+        env.from_source(_tick_source(job.read_publish_interval_ms), no_wm, "read-publish-ticks",
+                        type_info=Types.LONG()).uid("read-publish-ticks").set_parallelism(1) \
+            .process(ReadPublisherFunction(settings_doc), output_type=Types.STRING()) \
+            .uid("read-publisher").name("read-publisher").set_parallelism(1)
     for remote in job.remote_regions:
         side(remote).sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward,
                                           key_ordered=settings.streams.forward_ordering == "key")) \

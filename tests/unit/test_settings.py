@@ -25,6 +25,7 @@ def test_local_properties_are_valid():
     ("homeflow.job/region", "us-west-2", "homeflow.job/region: 'us-west-2' is not in homeflow.job/regions"),
     ("homeflow.job/python.execution.mode", "fork", "homeflow.job/python.execution.mode: must be one of"),
     ("homeflow.job/dedup.ttl.hours", "1", "homeflow.job/dedup.ttl.hours: must be in 24.."),
+    ("homeflow.job/read.publish.interval.ms", "50", "read.publish.interval.ms: must be in 200..3600000, got 50 (or 0"),
     ("homeflow.aws/endpoint", "localhost:4566", "homeflow.aws/endpoint: must be an http(s) URL"),
     ("homeflow.streams/initial.position", "MIDDLE", "homeflow.streams/initial.position"),
     ("homeflow.streams/forward", "homeflow-ingest", "must differ"),
@@ -35,6 +36,13 @@ def test_bad_property_is_named(path, value, needle):
     with pytest.raises(ConfigError) as e:
         settings_from_groups(groups(), {path: value})
     assert needle in str(e.value)
+
+
+def test_read_publisher_can_be_turned_off():
+    g = groups()
+    assert settings_from_groups(g).job.read_publish_interval_ms == 1000
+    g["homeflow.job"]["read.publish.interval.ms"] = "0"
+    assert settings_from_groups(g).job.read_publish_interval_ms == 0
 
 
 def test_missing_required_property_is_named():

@@ -1,0 +1,311 @@
+"""Capacity of the whole regional job against what a user would write instead (issue 10, item 1).
+
+For each key distribution (uniform; zipf with one key carrying ~10 %) and each parallelism:
+the ingest stream is pre-filled with N events while no job runs, then
+
+* **bare reader**: one Python GetRecords loop over every shard, discarding: the emulator's own
+  read ceiling for a single reader;
+* **homeflow**: the regional job (`python -m jobs.ingest`, THREAD mode, every key homed here:
+  parse, dedup, route, hand-off state, Iceberg sink with the DynamoDB pointer commit);
+* **java-only**: `dev.homeflow.bench.JavaOnlyPipeline`, the same Kinesis source and record
+  schema, keyed by business key, dedup by event_id, the same Iceberg sink, catalog and columns,
+  no Python and no routing (a second region's stream and table hold its copy of the same bytes).
+
+Drain rate = events committed after the first commit / (last commit - first commit), from the
+snapshots' own timestamps, so JVM and Python start-up are reported apart ("start -> first
+commit"). CPU s per 1k events = the job's process-group CPU time over the same window. Every run
+is checked: exactly N distinct event_ids committed, none twice. Then a profile of the Python
+router logic alone (udfs.handoff.KeyRouter over the same records, cProfile) says how much of
+homeflow's per-event cost is the Python operator.
+
+    .venv/bin/python scripts/bench_capacity.py [--events 200000] [--keys 1000] \
+        [--skews uniform,zipf] [--parallelism 1,2] [--repeat 1]
+
+Run after scripts/bootstrap.sh; uses its own sandbox port (4597) and stops everything it starts.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import statistics
+from collections import Counter
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cli.produce import put  # noqa: E402
+from connectors import aws, lake  # noqa: E402
+from sandbox.jobrunner import JobProcess, start_job  # noqa: E402
+from sandbox.local_cluster import Sandbox  # noqa: E402
+from sandbox.paths import JAR as DEFAULT_JAR  # noqa: E402
+from udfs.envelope import Envelope  # noqa: E402
+
+HOME, JAVA_REGION = "us-east-1", "eu-west-1"  # homeflow reads HOME; the Java pipeline JAVA_REGION
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
+
+
+def zipf_keys(keys: int, top_share: float = 0.10) -> list[float]:
+    """Zipf weights over `keys` ranks with the exponent that gives the top key `top_share`."""
+    lo, hi = 0.0, 3.0
+    for _ in range(60):
+        s = (lo + hi) / 2
+        w = [1 / (r ** s) for r in range(1, keys + 1)]
+        if w[0] / sum(w) < top_share:
+            lo = s
+        else:
+            hi = s
+    return w
+
+
+def make_events(n: int, keys: int, skew: str, seed: int) -> list[tuple[str, bytes]]:
+    rng = random.Random(seed)
+    names = [f"key-{i:05d}" for i in range(keys)]
+    chosen = (rng.choices(names, weights=zipf_keys(keys), k=n) if skew == "zipf"
+              else [names[rng.randrange(keys)] for _ in range(n)])
+    now = int(time.time() * 1000)
+    seq: dict[str, int] = {}
+    out = []
+    for i, key in enumerate(chosen):
+        seq[key] = seq.get(key, 0) + 1
+        e = Envelope(f"cap-{seed}-{i:08d}", key, now + i, HOME, payload={"seq": seq[key], "amount": i % 10_000})
+        out.append((key, e.to_json().encode()))
+    return out
+
+
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds of every live process in the process group."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 (pgrp), counted after the command name
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK
+
+
+def bare_read(settings, region: str) -> tuple[int, float]:
+    kin = aws.client("kinesis", region, settings.aws)
+    stream = settings.streams.ingest
+    t0, n = time.monotonic(), 0
+    for shard in kin.list_shards(StreamName=stream)["Shards"]:
+        it = kin.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            r = kin.get_records(ShardIterator=it, Limit=10_000)
+            if not r["Records"]:  # the stream was filled before: empty means the end
+                break
+            n += len(r["Records"])
+            it = r.get("NextShardIterator")
+    return n, time.monotonic() - t0
+
+
+def snapshots(settings, region: str) -> list[tuple[int, int]]:
+    """(commit time ms, total records) of every snapshot of the region's table, oldest first."""
+    t = lake.load_table(settings, region)
+    if t is None:
+        return []
+    return sorted((s.timestamp_ms, int(s.summary.additional_properties.get("total-records", 0)))
+                  for s in t.metadata.snapshots if s.summary)
+
+
+def drain(name: str, proc: JobProcess, settings, region: str, n: int, timeout: float) -> dict:
+    """Wait until the table holds n rows; the job's CPU from its first commit to the last."""
+    t_start = time.time() * 1000
+    cpu_first = cpu_last = None
+    deadline = time.monotonic() + timeout
+    last_total = -1
+    while True:
+        if not proc.alive():
+            raise SystemExit(f"{name} exited early:\n{proc.tail(40)}")
+        snaps = snapshots(settings, region)
+        total = snaps[-1][1] if snaps else 0
+        if total > 0 and cpu_first is None:
+            cpu_first = group_cpu_s(proc.proc.pid)
+        if total != last_total:
+            print(f"  {name}: {total:,}/{n:,} committed", flush=True)
+            last_total = total
+        if total >= n:
+            cpu_last = group_cpu_s(proc.proc.pid)
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{name}: {total} of {n} committed after {timeout:.0f}s\n{proc.tail(40)}")
+        time.sleep(0.5)
+    proc.stop()
+    first = next(s for s in snaps if s[1] > 0)
+    last = next(s for s in snaps if s[1] >= n)
+    rows = lake.read_rows(settings, region, ("event_id",))["event_id"].to_pylist()
+    mine = [r for r in rows if r.startswith("cap-")]
+    if len(mine) != n or len(set(mine)) != n:
+        raise SystemExit(f"{name}: {len(set(mine))} distinct of {n} events, {len(mine) - len(set(mine))} duplicated")
+    span = max(last[0] - first[0], 1) / 1000
+    return {"rate": (n - first[1]) / span, "start_to_first_s": (first[0] - t_start) / 1000,
+            "start_to_all_s": (last[0] - t_start) / 1000,
+            "cpu_per_1k": (cpu_last - cpu_first) / max((n - first[1]) / 1000, 1e-9)}
+
+
+def java_classpath() -> str:
+    import pyflink
+    lib = Path(pyflink.__file__).parent / "lib"
+    return os.pathsep.join([str(DEFAULT_JAR), *(str(p) for p in sorted(lib.glob("*.jar")))])
+
+
+def java_opts() -> list[str]:
+    """The JVM options PyFlink starts its own JVM with (module opens Flink needs on Java 17)."""
+    import pyflink
+    conf = (Path(pyflink.__file__).parent / "conf" / "config.yaml").read_text()
+    for line in conf.splitlines():
+        if line.strip().startswith("all:") and "--add-opens" in line:
+            return line.split("all:", 1)[1].split()
+    return []
+
+
+def start_java(settings, region: str, parallelism: int, log_dir: Path) -> JobProcess:
+    a = settings.aws
+    argv = ["java", *java_opts(), "-cp", java_classpath(), "dev.homeflow.bench.JavaOnlyPipeline",
+            "--region", region, "--stream-arn", f"arn:aws:kinesis:{region}:{a.account_id}:stream/{settings.streams.ingest}",
+            "--endpoint", a.endpoint, "--access-key", a.access_key_id, "--secret-key", a.secret_access_key,
+            "--catalog-table", settings.lake.catalog_table, "--warehouse", settings.lake.warehouse(region),
+            "--table", f"{settings.lake.namespace}.{settings.lake.table_name(region)}",
+            "--checkpoint-ms", str(settings.job.checkpoint_interval_ms), "--parallelism", str(parallelism),
+            "--checkpoint-dir", (log_dir.parent / "checkpoints-java").as_uri()]
+    import pyflink
+    log_conf = Path(pyflink.__file__).parent / "conf" / "log4j-console.properties"
+    argv[1:1] = ["-Daws.cborEnabled=false",  # the Kinesis emulator speaks JSON, as for the job's JVM
+                 f"-Dlog4j.configurationFile={log_conf.as_uri()}", f"-Dlog.file={log_dir / 'java-flink.log'}"]
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=a.access_key_id, AWS_SECRET_ACCESS_KEY=a.secret_access_key,
+               AWS_CBOR_DISABLE="true")
+    log = log_dir / f"java-{region}.out"
+    proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
+    return JobProcess(region, proc, log)
+
+
+def profile_router(settings, recs: list[tuple[str, bytes]], table) -> tuple[float, str]:
+    """The Python router logic alone over the same records: µs per record and the top functions."""
+    from udfs.handoff import Held, KeyRouter, KeyState
+    from udfs.routing_table import TableHistory
+    from tests.unit.handoff_sim import DictSeen
+    router = KeyRouter(HOME, settings.job.regions, settings.job.max_hops, settings.job.max_record_bytes)
+    tables = TableHistory([table])
+    keys: dict[str, KeyState] = {}
+    seen: dict[str, DictSeen] = {}
+    now = int(time.time() * 1000)
+
+    def run():
+        for i, (k, raw) in enumerate(recs):
+            ks = keys.get(k) or keys.setdefault(k, KeyState())
+            sn = seen.get(k) or seen.setdefault(k, DictSeen({}))
+            router.on_item(ks, sn, tables, Held(raw, f"homeflow-ingest/shard-0/{i}", now), now)
+    prof = cProfile.Profile()
+    t0 = time.process_time()
+    prof.runcall(run)
+    cpu = time.process_time() - t0
+    keys.clear(), seen.clear()
+    t0 = time.process_time()
+    run()  # again without the profiler, for the µs figure
+    us = (time.process_time() - t0) / len(recs) * 1e6
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(8)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+    return us, "\n".join(lines[start:start + 9]) + f"\n(profiled run: {cpu:.1f} CPU s)"
+
+
+def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -> dict:
+    print(f"\n== {skew} keys, parallelism {parallelism}: pre-filling {a.events:,} events ...", flush=True)
+    recs = make_events(a.events, a.keys, skew, seed)
+    top = max(Counter(k for k, _ in recs).values()) / len(recs)
+    root = tmp / f"{skew}-p{parallelism}-{seed}"
+    # No replicators and no read publisher: per-tick work that the Java pipeline does not do and
+    # that would take CPU from both pipelines on a 2-core machine.
+    sb = Sandbox(root, port, [HOME], replicate=False, **{"read.publish.interval.ms": "0"}).up()
+    s = sb.settings
+    out = {"skew": skew, "parallelism": parallelism, "top_key_share": top}
+    try:
+        t0 = time.monotonic()
+        put(s, HOME, recs)
+        out["emulator_put_rate"] = len(recs) / (time.monotonic() - t0)
+        put(s, JAVA_REGION, recs)
+        n, secs = bare_read(s, HOME)
+        assert n == len(recs), f"bare reader saw {n} of {len(recs)}"
+        out["bare"] = {"rate": n / secs}
+        print(f"  emulator: put {out['emulator_put_rate']:,.0f}/s, bare read {n / secs:,.0f}/s", flush=True)
+        job = start_job(HOME, sb.properties, root / "logs", extra_args=["--parallelism", str(parallelism)])
+        out["homeflow"] = drain("homeflow", job, s, HOME, len(recs), a.timeout)
+        java = start_java(s, JAVA_REGION, parallelism, root / "logs")
+        out["java"] = drain("java-only", java, s, JAVA_REGION, len(recs), a.timeout)
+        if a.profile and parallelism == 1:
+            sample = recs[: min(len(recs), 50_000)]
+            out["router_us"], out["profile"] = profile_router(s, sample, sb.table)
+    finally:
+        sb.down()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--keys", type=int, default=1000)
+    ap.add_argument("--skews", default="uniform,zipf")
+    ap.add_argument("--parallelism", default="1")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=900, help="seconds one pipeline may take to drain")
+    ap.add_argument("--port", type=int, default=4597)
+    ap.add_argument("--no-profile", dest="profile", action="store_false")
+    a = ap.parse_args()
+    if not DEFAULT_JAR.exists():
+        print(f"error: {DEFAULT_JAR} missing: run scripts/bootstrap.sh", file=sys.stderr)
+        return 2
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp:
+        for rep in range(a.repeat):
+            for skew in a.skews.split(","):
+                for p in (int(x) for x in a.parallelism.split(",")):
+                    results.append(one_round(a, skew, p, a.port, Path(tmp), seed=1000 + rep))
+    print(f"\n{a.events:,} events, {a.keys} keys, {os.cpu_count()} cores; checkpoints 1 s; rates are medians of "
+          f"{a.repeat} run(s)\n")
+    print(f"{'keys':8} {'p':>2} {'top key':>7} {'bare read/s':>11} {'homeflow/s':>10} {'java/s':>9} {'ratio':>6} "
+          f"{'hf CPU s/1k':>11} {'java CPU s/1k':>13} {'hf start s':>10} {'java start s':>12}")
+    for skew in a.skews.split(","):
+        for p in (int(x) for x in a.parallelism.split(",")):
+            rs = [r for r in results if r["skew"] == skew and r["parallelism"] == p]
+
+            def med(f):
+                return statistics.median(f(r) for r in rs)
+            hf, jv = med(lambda r: r["homeflow"]["rate"]), med(lambda r: r["java"]["rate"])
+            print(f"{skew:8} {p:>2} {med(lambda r: r['top_key_share']):7.1%} {med(lambda r: r['bare']['rate']):11,.0f} "
+                  f"{hf:10,.0f} {jv:9,.0f} {hf / jv:6.2f} {med(lambda r: r['homeflow']['cpu_per_1k']):11.2f} "
+                  f"{med(lambda r: r['java']['cpu_per_1k']):13.2f} {med(lambda r: r['homeflow']['start_to_first_s']):10.1f} "
+                  f"{med(lambda r: r['java']['start_to_first_s']):12.1f}")
+    prof = [r for r in results if "profile" in r]
+    if prof:
+        r = prof[0]
+        hf_cpu_us = r["homeflow"]["cpu_per_1k"] * 1000
+        print(f"\nPython router logic alone ({r['skew']} keys, no Flink): {r['router_us']:.0f} µs CPU per event, "
+              f"of homeflow's {hf_cpu_us:.0f} µs CPU per event in the job ({r['router_us'] / hf_cpu_us:.0%})")
+        print(r["profile"])
+    print("\n" + json.dumps(results, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
