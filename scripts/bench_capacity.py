@@ -54,11 +54,6 @@ HOME, JAVA_REGION = "us-east-1", "eu-west-1"  # homeflow reads HOME; the Java pi
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
-
-
 def zipf_keys(keys: int, top_share: float = 0.10) -> list[float]:
     """Zipf weights over `keys` ranks with the exponent that gives the top key `top_share`."""
     lo, hi = 0.0, 3.0
