@@ -28,14 +28,27 @@ def write_properties(path: Path, port: int, checkpoint_dir: Path | None = None, 
     return path
 
 
+def _with_key(properties: Path, path: Path, key: str) -> Path:
+    doc = json.loads(properties.read_text())
+    for g in doc:
+        if g["PropertyGroupId"] == "homeflow.aws":
+            g["PropertyMap"].update({"access.key.id": key, "secret.access.key": "job"})
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
 class Sandbox:
     def __init__(self, root: Path, port: int, active: list[str], replicate: bool = True,
                  ddb_lag: float = services.DEFAULT_DDB_LAG_S, s3_lag: float = services.DEFAULT_S3_LAG_S,
-                 **job_overrides: str):
+                 job_key: str | None = None, **job_overrides: str):
         self.root = root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         self.properties = write_properties(root / "application_properties.json", port, **job_overrides)
         self.settings = load(self.properties)
+        # job_key: each region's job signs with its own access key (f"{job_key}-{region}"), as a
+        # deployed job signs with its region's role and an operator with their own credentials, so
+        # the emulator's call record (sandbox.api_calls) tells them apart.
+        self.job_key = job_key
         self.state = root / "sandbox"
         self.active = active
         self.replicate, self.ddb_lag, self.s3_lag = replicate, ddb_lag, s3_lag
@@ -63,8 +76,17 @@ class Sandbox:
     def start_jobs(self, regions, rest_ports: dict[str, int] | None = None, extra_args: list[str] | None = None):
         for r in regions:
             extra = ["--rest-port", str(rest_ports[r])] if rest_ports and r in rest_ports else []
-            self.jobs.append(start_job(r, self.properties, self.root / "logs", extra_args=extra + (extra_args or [])))
+            props, env = self.properties, None
+            if self.job_key:
+                key = self.job_key_of(r)
+                props = _with_key(self.properties, self.root / f"job_properties-{r}.json", key)
+                env = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": "job"}
+            self.jobs.append(start_job(r, props, self.root / "logs", extra_args=extra + (extra_args or []),
+                                       env_extra=env))
         await_canaries(self.settings, self.table, regions, self.jobs, 240)
+
+    def job_key_of(self, region: str) -> str:
+        return f"{self.job_key}-{region}"
 
     def clients_ddb(self, region):
         from connectors import aws

@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import run_simple
 
     from sandbox import moto_fidelity
+    from sandbox.api_calls import CallRecorder
 
     p = argparse.ArgumentParser(prog="python -m sandbox.moto_gate")
     p.add_argument("-H", "--host", default="127.0.0.1")
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     moto_fidelity.apply()
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, RegionGate(moto_fidelity.serialized(app)), threaded=True,
+    run_simple(args.host, args.port, CallRecorder(RegionGate(moto_fidelity.serialized(app))), threaded=True,
                request_handler=MotoRequestHandler)
 
 

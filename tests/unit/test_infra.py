@@ -8,39 +8,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cli.package import RUN_OPTIONS
 from conf.settings import groups_from_properties, settings_from_groups
+from sandbox.iam_policy import load_template as load
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TEMPLATES = sorted(INFRA.glob("*.yaml"))
 IAC_BIN = ROOT / ".venv-iac" / "bin"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as their long form."""
-
-
-def _tag(loader, suffix, node):
-    fn = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {fn: value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
-def load(path: Path) -> dict:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)
 
 
 def _tool(name: str) -> str:
