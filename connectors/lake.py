@@ -116,6 +116,9 @@ def catalog(settings: Settings, home_region: str, via_region: str | None = None)
     )
 
 
+_catalog = catalog
+
+
 def identifier(settings: Settings, home_region: str) -> tuple[str, str]:
     return (settings.lake.namespace, settings.lake.table_name(home_region))
 
@@ -153,11 +156,20 @@ def evolve(table: Table) -> Table:
     return table
 
 
-def load_table(settings: Settings, home_region: str, via_region: str | None = None) -> Table | None:
+def load_table(settings: Settings, home_region: str, via_region: str | None = None,
+               catalog: Catalog | None = None) -> Table | None:
     try:
-        return catalog(settings, home_region, via_region).load_table(identifier(settings, home_region))
+        return (catalog or _catalog(settings, home_region, via_region)).load_table(identifier(settings, home_region))
     except NoSuchTableError:
         return None
+
+
+def pointer_location(settings: Settings, home_region: str, dynamodb) -> str | None:
+    """The metadata file the table's catalog pointer names now (one GetItem, no metadata read)."""
+    ns, name = identifier(settings, home_region)
+    item = dynamodb.get_item(TableName=settings.lake.catalog_table, ConsistentRead=True,
+                             Key={"identifier": {"S": f"{ns}.{name}"}, "namespace": {"S": ns}}).get("Item")
+    return item["p.metadata_location"]["S"] if item and "p.metadata_location" in item else None
 
 
 def read_rows(settings: Settings, home_region: str, columns: tuple[str, ...] = ("*",),

@@ -26,30 +26,38 @@ def _ddb(settings: Settings, reader: str):
     return aws.client("dynamodb", reader, settings.aws)
 
 
-def current_view(settings: Settings, reader: str) -> dict | None:
-    item = _ddb(settings, reader).get_item(TableName=read_pointer.POINTER_TABLE, Key={"table": {"S": VIEW_KEY}},
+def current_view(settings: Settings, reader: str, ddb=None) -> dict | None:
+    item = (ddb or _ddb(settings, reader)).get_item(TableName=read_pointer.POINTER_TABLE, Key={"table": {"S": VIEW_KEY}},
                                           ConsistentRead=True).get("Item")
     return None if item is None else {"version": int(item["version"]["N"]), "tables": json.loads(item["tables"]["S"])}
 
 
-def publish_view(settings: Settings, reader: str, attempts: int = 5) -> dict:
+_LOAD = object()
+
+
+def publish_view(settings: Settings, reader: str, attempts: int = 5, ddb=None, own=_LOAD) -> dict:
     """Write a new view version. Several publishers may run (the job's, `homeflow publish`): a
     version taken by another is retried with the next one, and every version written is a whole
-    cut, so it does not matter whose wins."""
-    ddb = _ddb(settings, reader)
-    for attempt in range(attempts):
+    cut, so it does not matter whose wins. `own`: the reader's own table as (metadata location,
+    snapshot id), or None when it has no snapshot, when the caller already knows it (the job's
+    publisher loads it once per commit, not once per view); by default it is loaded here."""
+    ddb = ddb or _ddb(settings, reader)
+    if own is _LOAD:
+        t = lake.load_table(settings, reader)
+        snap = t.current_snapshot() if t else None
+        own = (t.metadata_location, snap.snapshot_id) if snap is not None else None
+    attempt = 0
+    while True:
         tables = {}
         for home in settings.job.regions:
             if home == reader:
-                t = lake.load_table(settings, home)
-                snap = t.current_snapshot() if t else None
-                if snap is not None:
-                    tables[home] = {"metadata_location": t.metadata_location, "snapshot_id": snap.snapshot_id}
+                if own is not None:
+                    tables[home] = {"metadata_location": own[0], "snapshot_id": own[1]}
             else:
-                p = read_pointer.read_pointer(settings, home, reader)
+                p = read_pointer.read_pointer(settings, home, reader, ddb)
                 if p is not None:
                     tables[home] = {"metadata_location": p.metadata_location, "snapshot_id": p.snapshot_id}
-        prev = current_view(settings, reader)
+        prev = current_view(settings, reader, ddb)
         version = (prev["version"] if prev else 0) + 1
         try:
             ddb.put_item(
@@ -60,9 +68,9 @@ def publish_view(settings: Settings, reader: str, attempts: int = 5) -> dict:
                 ExpressionAttributeNames={"#t": "table"}, ExpressionAttributeValues={":v": {"N": str(version)}})
             return {"version": version, "tables": tables}
         except ddb.exceptions.ConditionalCheckFailedException:
-            if attempt == attempts - 1:
+            attempt += 1
+            if attempt >= attempts:
                 raise
-    raise AssertionError("unreachable")
 
 
 def read_view(settings: Settings, reader: str, columns: tuple[str, ...] = ("event_id", "key")) -> tuple[list[dict], int, dict]:

@@ -73,39 +73,95 @@ def _exists(s3, location: str) -> bool:
         return False
 
 
-def publish(settings: Settings, home: str, reader: str) -> bool:
-    """Advance `reader`'s read pointer for `home`'s table to the newest snapshot whose every file
+class Publisher:
+    """Advances `reader`'s read pointer for `home`'s table to the newest snapshot whose every file
     is in the reader's replica. Older snapshots count too: while the writer commits faster than
     replication, its *current* snapshot is never complete in the replica, yet the reader should
-    still move forward. Returns whether the pointer advanced."""
-    table = lake.load_table(settings, home)
-    if table is None or table.current_snapshot() is None:
+    still move forward.
+
+    Kept between calls (the job's read-publisher ticks every second): its clients, the home table
+    as last loaded (reloaded only when the catalog pointer moved), the replica metadata it opened,
+    each manifest's live files, and the files already found in the replica. A file found there
+    stays: homeflow never cleans replica buckets, and maintenance deletes only files no live
+    snapshot reaches. So a tick costs one GetItem when nothing was committed, and a HEAD per new
+    file otherwise, instead of a HEAD per file of the table (measured in scripts/bench_freshness.py)."""
+
+    def __init__(self, settings: Settings, home: str, reader: str):
+        self.settings, self.home, self.reader = settings, home, reader
+        self.src, self.dst = settings.lake.bucket(home), replica_bucket(settings, home, reader)
+        self.catalog = lake.catalog(settings, home)
+        self.s3 = aws.client("s3", reader, settings.aws)
+        self.ddb = aws.client("dynamodb", reader, settings.aws)
+        self.table: Table | None = None
+        self.replicas: dict[str, Table] = {}
+        self.live = lake.LiveFiles()
+        self.present: set[str] = set()
+
+    def _exists(self, location: str) -> bool:
+        if location in self.present:
+            return True
+        if _exists(self.s3, location):
+            self.present.add(location)
+            return True
         return False
-    src, dst = settings.lake.bucket(home), replica_bucket(settings, home, reader)
-    s3 = aws.client("s3", reader, settings.aws)
-    current = read_pointer(settings, home, reader)
-    done_seq = current.sequence_number if current else 0
-    # The newest metadata file already replicated (the current one, or an earlier version).
-    metas = [table.metadata_location] + [e.metadata_file for e in reversed(table.metadata.metadata_log)]
-    meta = next((m for m in metas if _exists(s3, _rewrite(m, src, dst))), None)
-    if meta is None:
-        return False
-    replica = open_replica(settings, home, reader, meta)
-    live = lake.LiveFiles()
-    for snap in sorted(replica.metadata.snapshots, key=lambda x: x.sequence_number, reverse=True):
-        if snap.sequence_number <= done_seq:
+
+    def _home_table(self) -> Table | None:
+        loc = lake.pointer_location(self.settings, self.home, self.catalog.dynamodb)
+        if loc is None:
+            return None
+        if self.table is None or self.table.metadata_location != loc:
+            self.table = lake.load_table(self.settings, self.home, catalog=self.catalog)
+        return self.table
+
+    def _replica(self, meta: str) -> Table:
+        if meta not in self.replicas:
+            self.replicas = {meta: open_replica(self.settings, self.home, self.reader, meta),
+                             **dict(list(self.replicas.items())[:3])}
+        return self.replicas[meta]
+
+    def publish(self) -> bool:
+        """Returns whether the pointer advanced."""
+        table = self._home_table()
+        if table is None or table.current_snapshot() is None:
             return False
+        current = read_pointer(self.settings, self.home, self.reader, self.ddb)
+        done_seq = current.sequence_number if current else 0
+        if current is not None and current.sequence_number >= table.current_snapshot().sequence_number:
+            return False
+        # The newest metadata file already replicated (the current one, or an earlier version).
+        metas = [table.metadata_location] + [e.metadata_file for e in reversed(table.metadata.metadata_log)]
+        meta = next((m for m in metas if self._exists(_rewrite(m, self.src, self.dst))), None)
+        if meta is None:
+            return False
+        replica = self._replica(meta)
+        newest: set[str] | None = None
         try:
-            complete = all(_exists(s3, _rewrite(f, src, dst)) for f in live.reachable(snap, replica.io))
-        except (FileNotFoundError, OSError):  # a manifest list or manifest not replicated yet
-            complete = False
-        if complete:
-            return _put_pointer(settings, home, reader, meta, snap)
-    return False
+            for snap in sorted(replica.metadata.snapshots, key=lambda x: x.sequence_number, reverse=True):
+                if snap.sequence_number <= done_seq:
+                    return False
+                try:
+                    reach = self.live.reachable(snap, replica.io)
+                except (FileNotFoundError, OSError):  # a manifest list or manifest not replicated yet
+                    continue
+                if newest is None:
+                    newest = reach
+                if all(self._exists(_rewrite(f, self.src, self.dst)) for f in reach):
+                    return _put_pointer(self.settings, self.home, self.reader, meta, snap, self.ddb)
+            return False
+        finally:
+            if newest is not None:  # what later calls will look at again; the rest can go
+                keep = {_rewrite(f, self.src, self.dst) for f in (*newest, *metas)}
+                self.present &= keep
+                self.live.keep_only(newest)
 
 
-def _put_pointer(settings: Settings, home: str, reader: str, meta: str, snap) -> bool:
-    ddb = aws.client("dynamodb", reader, settings.aws)
+def publish(settings: Settings, home: str, reader: str) -> bool:
+    """One publication (`homeflow publish`); the job keeps a Publisher between ticks instead."""
+    return Publisher(settings, home, reader).publish()
+
+
+def _put_pointer(settings: Settings, home: str, reader: str, meta: str, snap, ddb=None) -> bool:
+    ddb = ddb or aws.client("dynamodb", reader, settings.aws)
     try:
         ddb.put_item(
             TableName=POINTER_TABLE,
@@ -123,8 +179,8 @@ def _put_pointer(settings: Settings, home: str, reader: str, meta: str, snap) ->
         return False
 
 
-def read_pointer(settings: Settings, home: str, reader: str) -> ReadPointer | None:
-    item = aws.client("dynamodb", reader, settings.aws).get_item(
+def read_pointer(settings: Settings, home: str, reader: str, ddb=None) -> ReadPointer | None:
+    item = (ddb or aws.client("dynamodb", reader, settings.aws)).get_item(
         TableName=POINTER_TABLE, Key={"table": {"S": ".".join(lake.identifier(settings, home))}},
         ConsistentRead=True).get("Item")
     if item is None:

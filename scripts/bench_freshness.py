@@ -1,11 +1,13 @@
 """End-to-end freshness benchmark on the local sandbox: events produced at a fixed rate into
 us-east-1 (their home), and the time until each is visible (a) to a reader in the home region
 and (b) to a reader in eu-west-1, who reads through its read pointer and replica bucket while S3
-replication lags. Also commit latency: for every snapshot, the time from its Flink checkpoint
+replication lags; eu-west-1's own job publishes that pointer (or, with --publisher bench, this
+script does). The remote path after each commit is split into replication, publication and the
+reader's poll + read. Also commit latency: for every snapshot, the time from its Flink checkpoint
 completing (Flink's REST checkpoint history) to the commit (the snapshot's timestamp), and commit
 statistics (files and bytes per commit, snapshots, small-file ratio).
 
-    .venv/bin/python scripts/bench_freshness.py [--rate 200] [--seconds 20] [--replication-lag 2]
+    .venv/bin/python scripts/bench_freshness.py [--rate 200] [--seconds 20] [--replication-lag 2] [--publisher job|bench]
 
 Run after scripts/bootstrap.sh. Uses its own sandbox port (4599) and stops everything at the end.
 """
@@ -17,13 +19,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sandbox.local_cluster import Sandbox  # noqa: E402
+from sandbox.jobrunner import wait_until  # noqa: E402
 from cli.produce import put  # noqa: E402
-from sandbox.s3_replicator import S3Replicator  # noqa: E402
 from sandbox.flink_rest import FlinkRestError, completed_checkpoints  # noqa: E402
 from connectors import lake, maintenance, read_pointer  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
@@ -36,21 +39,116 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
 
 
+def _version(metadata_location: str) -> int:
+    """Iceberg names metadata files <version>-<uuid>.metadata.json; one commit, one version."""
+    return int(metadata_location.rsplit("/", 1)[-1].split("-", 1)[0])
+
+
+class PathMonitor:
+    """Every 0.1 s: the home table's catalog pointer (a commit), whether that metadata file is in
+    the reader's replica bucket yet (replication), and the reader's read pointer (publication).
+    First-seen times per metadata version, to show where the remote path spends its time."""
+
+    def __init__(self, s, home: str, reader: str):
+        from connectors import aws
+        self.s, self.home, self.reader = s, home, reader
+        self.ddb_home = aws.client("dynamodb", home, s.aws)
+        self.s3_reader = aws.client("s3", reader, s.aws)
+        self.committed: dict[int, float] = {}  # version -> first seen in the catalog (ms)
+        self.replicated: dict[int, float] = {}  # version -> its metadata file first seen in the replica
+        self.published: dict[int, float] = {}  # snapshot sequence number -> the read pointer's published_at_ms
+        self.pending: dict[int, str] = {}
+        self.stop = threading.Event()
+
+    def step(self) -> None:
+        ns, name = lake.identifier(self.s, self.home)
+        item = self.ddb_home.get_item(TableName=self.s.lake.catalog_table, ConsistentRead=True,
+                                      Key={"identifier": {"S": f"{ns}.{name}"}, "namespace": {"S": ns}}).get("Item")
+        now = time.time() * 1000
+        if item and "p.metadata_location" in item:
+            loc = item["p.metadata_location"]["S"]
+            v = _version(loc)
+            if v not in self.committed:
+                self.committed[v] = now
+                self.pending[v] = loc
+        for v, loc in sorted(self.pending.items()):
+            u = urlparse(loc)
+            try:
+                self.s3_reader.head_object(Bucket=read_pointer.replica_bucket(self.s, self.home, self.reader),
+                                           Key=u.path.lstrip("/"))
+            except Exception:  # noqa: BLE001 - not replicated yet
+                continue
+            self.replicated[v] = time.time() * 1000
+            del self.pending[v]
+        ptr = read_pointer.read_pointer(self.s, self.home, self.reader)
+        if ptr is not None:
+            self.published.setdefault(ptr.sequence_number, float(ptr.published_at_ms))
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.step()
+            except Exception:  # noqa: BLE001 - a poll that fails is retried on the next tick
+                pass
+            time.sleep(0.1)
+
+    def stages(self, seq_of_version: dict[int, int]) -> dict[str, list[float]]:
+        """Per commit (metadata version v, snapshot n): replication (commit -> its metadata file in
+        the replica) and publication (replicated -> the first read pointer at snapshot n or later)."""
+        out: dict[str, list[float]] = {"replication": [], "publication": []}
+        for v, t_commit in self.committed.items():
+            t_repl, n = self.replicated.get(v), seq_of_version.get(v)
+            if t_repl is None or n is None:
+                continue
+            out["replication"].append(t_repl - t_commit)
+            t_pub = _first_at_or_after(self.published, n)
+            if t_pub is not None:
+                out["publication"].append(max(0.0, t_pub - t_repl))
+        return out
+
+
+def _first_at_or_after(times: dict[int, float], n: int) -> float | None:
+    later = [t for m, t in times.items() if m >= n]
+    return min(later) if later else None
+
+
+def commits_of(s, home: str) -> tuple[dict[str, int], dict[int, int]]:
+    """After the run: which snapshot (sequence number) first holds each event, and the snapshot
+    that each metadata version made current."""
+    from pyiceberg.table import StaticTable
+    table = lake.load_table(s, home)
+    seq_of_version: dict[int, int] = {}
+    for m in [e.metadata_file for e in table.metadata.metadata_log] + [table.metadata_location]:
+        t = StaticTable.from_metadata(m, lake.s3_properties(s, home))
+        if t.current_snapshot() is not None:
+            seq_of_version[_version(m)] = t.current_snapshot().sequence_number
+    first: dict[str, int] = {}
+    for snap in sorted(table.metadata.snapshots, key=lambda x: x.sequence_number):
+        for eid in lake.read_rows(s, home, ("event_id",), snap.snapshot_id)["event_id"].to_pylist():
+            first.setdefault(eid, snap.sequence_number)
+    return first, seq_of_version
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=200, help="events per second")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--replication-lag", type=float, default=2.0)
+    ap.add_argument("--publisher", choices=["job", "bench"], default="job",
+                    help="job: the reader region's own job publishes (read-publisher operator, as deployed); "
+                         "bench: no reader job, this script publishes every 0.2 s (the earlier setup)")
     ap.add_argument("--port", type=int, default=4599)
     ap.add_argument("--rest-port", type=int, default=18097)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sb = Sandbox(Path(tmp), a.port, [HOME]).up()
+        sb = Sandbox(Path(tmp), a.port, [HOME, REMOTE], s3_lag=a.replication_lag).up()
         s = sb.settings
         stop = threading.Event()
+        monitor = PathMonitor(s, HOME, REMOTE)
         try:
-            print("starting the us-east-1 job ...", flush=True)
-            sb.start_jobs([HOME], rest_ports={HOME: a.rest_port})
+            regions = [HOME, REMOTE] if a.publisher == "job" else [HOME]
+            print(f"starting {', '.join(regions)} job(s); publisher: {a.publisher} ...", flush=True)
+            sb.start_jobs(regions, rest_ports={HOME: a.rest_port, REMOTE: a.rest_port + 1})
             checkpoints: dict[int, tuple[int, int]] = {}  # id -> (triggered, completed) ms
 
             def poll_checkpoints():
@@ -58,47 +156,68 @@ def main() -> int:
                     checkpoints.update(completed_checkpoints(a.rest_port))
                 except (FlinkRestError, KeyError):  # between job start and its first checkpoint
                     pass
-            pair = [(s.lake.bucket(HOME), read_pointer.replica_bucket(s, HOME, REMOTE))]
-            with S3Replicator(s, pair, lag_s=a.replication_lag):
+            if a.publisher == "bench":
                 def publisher():
                     while not stop.is_set():
                         read_pointer.publish(s, HOME, REMOTE)
                         time.sleep(0.2)
                 threading.Thread(target=publisher, daemon=True).start()
-                produced: dict[str, int] = {}
+            threading.Thread(target=monitor.run, daemon=True).start()
 
-                def producer():
-                    n, t0, batch_every = 0, time.time(), 0.1
-                    while time.time() - t0 < a.seconds:
-                        due = int((time.time() - t0) * a.rate) - n
-                        if due > 0:
-                            now = int(time.time() * 1000)
-                            evs = [Envelope(f"f-{n + i}", f"key-{(n + i) % 50}", now, HOME) for i in range(due)]
-                            put(s, HOME, [(e.key, e.to_json().encode()) for e in evs])
-                            produced.update({e.event_id: e.ts for e in evs})
-                            n += due
-                        time.sleep(batch_every)
-                prod = threading.Thread(target=producer, daemon=True)
-                t_start = time.time()
-                prod.start()
-                seen_home: dict[str, float] = {}
-                seen_remote: dict[str, float] = {}
-                print(f"producing {a.rate:.0f} events/s for {a.seconds:.0f}s ...", flush=True)
-                while time.time() - t_start < a.seconds + 90:
-                    now = time.time() * 1000
-                    for eid in lake.read_rows(s, HOME, ("event_id",))["event_id"].to_pylist():
-                        seen_home.setdefault(eid, now)
-                    rows, _ = read_pointer.read_rows(s, HOME, REMOTE)
-                    now = time.time() * 1000
-                    for eid in rows["event_id"].to_pylist():
-                        seen_remote.setdefault(eid, now)
+            def checkpoint_poller():  # Flink's REST history keeps only the latest few
+                while not stop.is_set():
                     poll_checkpoints()
-                    if not prod.is_alive() and all(e in seen_remote for e in produced):
-                        break
-                    time.sleep(0.25)
-                stop.set()
-            home_lag = [seen_home[e] - ts for e, ts in produced.items() if e in seen_home]
-            remote_lag = [seen_remote[e] - ts for e, ts in produced.items() if e in seen_remote]
+                    time.sleep(0.5)
+            threading.Thread(target=checkpoint_poller, daemon=True).start()
+            keys = [k for k in (f"key-{i}" for i in range(10_000)) if sb.table.home_of(k) == HOME][:50]
+            produced: dict[str, int] = {}
+
+            def producer():
+                n, t0, batch_every = 0, time.time(), 0.1
+                while time.time() - t0 < a.seconds:
+                    due = int((time.time() - t0) * a.rate) - n
+                    if due > 0:
+                        now = int(time.time() * 1000)
+                        evs = [Envelope(f"f-{n + i}", keys[(n + i) % len(keys)], now, HOME) for i in range(due)]
+                        put(s, HOME, [(e.key, e.to_json().encode()) for e in evs])
+                        produced.update({e.event_id: e.ts for e in evs})
+                        n += due
+                    time.sleep(batch_every)
+            prod = threading.Thread(target=producer, daemon=True)
+            prod.start()
+            print(f"producing {a.rate:.0f} events/s for {a.seconds:.0f}s ...", flush=True)
+            prod.join()
+
+            def caught_up():  # every event committed, and the reader's pointer at that snapshot
+                poll_checkpoints()
+                t = lake.load_table(s, HOME)
+                snap = t.current_snapshot() if t else None
+                if snap is None or int(lake.summary(snap).get("total-records", 0)) < len(produced):
+                    return False
+                ptr = read_pointer.read_pointer(s, HOME, REMOTE)
+                return ptr is not None and ptr.sequence_number >= snap.sequence_number
+            wait_until(caught_up, 120, 1.0, sb.jobs, "every event committed and published")
+            time.sleep(0.5)
+            stop.set()
+            monitor.stop.set()
+            # Correctness, with an independent read: every event once, through the pointer, from the replica.
+            rows, _ = read_pointer.read_rows(s, HOME, REMOTE)
+            ids = [i for i in rows["event_id"].to_pylist() if i in produced]  # not the start-up canary
+            exact = len(ids) == len(set(ids)) == len(produced)
+            first_seq, seq_of_version = commits_of(s, HOME)
+            committed_seq: dict[int, float] = {}
+            for v, t in monitor.committed.items():
+                if v in seq_of_version:
+                    committed_seq.setdefault(seq_of_version[v], t)
+            home_lag, remote_lag = [], []
+            for e, ts in produced.items():
+                n = first_seq.get(e)
+                t_home = _first_at_or_after(committed_seq, n) if n is not None else None
+                t_remote = _first_at_or_after(monitor.published, n) if n is not None else None
+                if t_home is not None:
+                    home_lag.append(t_home - ts)
+                if t_remote is not None:
+                    remote_lag.append(t_remote - ts)
             table = lake.load_table(s, HOME)
             snaps = [x for x in table.metadata.snapshots if x.summary]
             sums = [x.summary.additional_properties for x in snaps]
@@ -111,21 +230,31 @@ def main() -> int:
                     commit_lat.append(x.timestamp_ms - c[1])
                     ckpt_to_commit.append(x.timestamp_ms - c[0])
             st = maintenance.stats(table)
-            print(f"\nload: {len(produced)} events at {a.rate:.0f}/s over {a.seconds:.0f}s, 50 keys; "
-                  f"checkpoint interval {s.job.checkpoint_interval_ms / 1000:.1f}s; replication lag {a.replication_lag}s")
+            print(f"\nload: {len(produced)} events at {a.rate:.0f}/s over {a.seconds:.0f}s, {len(keys)} keys; "
+                  f"checkpoint interval {s.job.checkpoint_interval_ms / 1000:.1f}s; replication lag {a.replication_lag}s; "
+                  f"publisher: {a.publisher}")
+            print("visible = the catalog pointer (home) / the reader's read pointer (remote) first names a "
+                  "snapshot holding the event (polled every 0.1 s; publication time is exact)")
             print(f"{'reader':28} {'seen':>6} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'max s':>7}")
-            for name, lag in ((f"{HOME} (home)", home_lag), (f"{REMOTE} (read pointer)", remote_lag)):
+            for name, lag in ((f"{HOME} (catalog pointer)", home_lag), (f"{REMOTE} (read pointer)", remote_lag)):
                 print(f"{name:28} {len(lag):>6} {pct(lag, 50) / 1000:7.2f} {pct(lag, 95) / 1000:7.2f} "
                       f"{pct(lag, 99) / 1000:7.2f} {max(lag) / 1000 if lag else float('nan'):7.2f}")
+            print("remote path after the commit, per commit (s):")
+            for stage, xs in monitor.stages(seq_of_version).items():
+                print(f"  {stage:26} {len(xs):>4} commits  p50 {pct(xs, 50) / 1000:6.2f}  p95 {pct(xs, 95) / 1000:6.2f}"
+                      f"  max {max(xs, default=float('nan')) / 1000:6.2f}")
             print(f"commit latency (checkpoint complete -> snapshot committed), {len(commit_lat)} commits: "
                   f"p50 {pct(commit_lat, 50):.0f} ms, p95 {pct(commit_lat, 95):.0f} ms, max {max(commit_lat, default=0):.0f} ms; "
                   f"checkpoint triggered -> committed p50 {pct(ckpt_to_commit, 50):.0f} ms, p95 {pct(ckpt_to_commit, 95):.0f} ms")
             print(f"commits: {len(sums)} snapshots, data files per commit median {pct(files, 50):.0f}, "
                   f"bytes per commit median {pct(sizes, 50):.0f}; table: {st.data_files} files, small-file "
                   f"(<{maintenance.SMALL_FILE_BYTES >> 20} MiB) ratio {st.small_file_ratio:.2f}")
-            return 0 if len(home_lag) == len(remote_lag) == len(produced) else 1
+            print(f"independent read through {REMOTE}'s pointer, replica bucket only: {len(ids)} rows, "
+                  f"{'every event exactly once' if exact else 'MISMATCH'}")
+            return 0 if exact and len(home_lag) == len(remote_lag) == len(produced) else 1
         finally:
             stop.set()
+            monitor.stop.set()
             sb.down()
 
 
