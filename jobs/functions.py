@@ -127,6 +127,9 @@ class ReadPublisherFunction(ProcessFunction):
     def open(self, ctx: RuntimeContext) -> None:
         import threading
         from conf.settings import settings_from_groups
+        # Imported here, on the task thread: the publishing thread then imports nothing.
+        from connectors import aws, lake, lake_view, read_pointer
+        self._aws, self._lake, self._lake_view, self._read_pointer = aws, lake, lake_view, read_pointer
         self.settings = settings_from_groups(self.settings_doc)
         self.reader = self.settings.job.region
         self.homes = self.settings.job.remote_regions
@@ -176,7 +179,7 @@ class ReadPublisherFunction(ProcessFunction):
                 self._tick()
 
     def _tick(self) -> None:
-        from connectors import lake, lake_view, read_pointer
+        lake, lake_view, read_pointer = self._lake, self._lake_view, self._read_pointer
         moved = False
         for home in self.homes:
             try:
@@ -191,8 +194,7 @@ class ReadPublisherFunction(ProcessFunction):
                 log.warning("read pointer for %s not published: %s", home, e)
         try:
             if self._ddb is None:
-                from connectors import aws
-                self._ddb = aws.client("dynamodb", self.reader, self.settings.aws)
+                self._ddb = self._aws.client("dynamodb", self.reader, self.settings.aws)
             own_meta = lake.pointer_location(self.settings, self.reader, self._ddb)
             if moved or own_meta != self._own_meta:
                 own = None
