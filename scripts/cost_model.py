@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--utilization", type=float, default=0.7, help="target CPU and shard utilisation")
     p.add_argument("--java", action="store_true", help="KPUs of the Java-only pipeline's measured CPU instead")
     a = p.parse_args(argv)
-    if a.regions < 1 or a.events_per_s <= 0 or not 0 < a.utilization <= 1:
-        p.error("--regions >= 1, --events-per-s > 0 and 0 < --utilization <= 1")
+    if a.regions < 1 or a.events_per_s <= 0 or a.checkpoint_s <= 0 or not 0 < a.utilization <= 1:
+        p.error("--regions >= 1, --events-per-s > 0, --checkpoint-s > 0 and 0 < --utilization <= 1")
     cpu = JAVA_CPU_S_PER_1K if a.java else CPU_S_PER_1K
     rows = model(a.events_per_s, a.regions, a.checkpoint_s, a.event_bytes, a.lake_bytes, a.utilization, cpu)
     print(f"per region, {a.events_per_s:,.0f} events/s ingested, {a.regions} regions, checkpoints {a.checkpoint_s:g} s, "
