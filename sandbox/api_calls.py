@@ -25,7 +25,7 @@ CALLS_PATH = "/homeflow/calls"
 DEFAULT_ACCOUNT = "123456789012"  # moto's account for keys it does not know
 _SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
 _QUERY_SCOPE = re.compile(r"X-Amz-Credential=([^&/]+?)(?:%2F|/)\d{8}(?:%2F|/)([a-z0-9-]+)(?:%2F|/)([a-z0-9-]+)")
-_IAM_PREFIX = {"monitoring": "cloudwatch", "execute-api": "execute-api"}
+_IAM_PREFIX = {"monitoring": "cloudwatch"}  # signing name -> IAM prefix, where they differ
 
 
 @dataclass(frozen=True)

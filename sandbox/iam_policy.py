@@ -161,7 +161,6 @@ class Grant:
     sid: str
     action: str
     resource: str
-    conditional: bool
 
     def allows(self, action: str, resource: str | None) -> bool:
         if not _match(self.action, action, case=False):
@@ -185,7 +184,7 @@ def role_grants(template: Template, role: str = "ApplicationRole") -> list[Grant
                 raise ValueError(f"{role}: a Deny statement ({st.get('Sid')}) is not modelled")
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            out += [Grant(st.get("Sid", "?"), a, r, "Condition" in st) for a in actions for r in resources]
+            out += [Grant(st.get("Sid", "?"), a, r) for a in actions for r in resources]
     return out
 
 

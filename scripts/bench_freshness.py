@@ -54,6 +54,7 @@ class PathMonitor:
         self.s, self.home, self.reader = s, home, reader
         self.ddb_home = aws.client("dynamodb", home, s.aws)
         self.s3_reader = aws.client("s3", reader, s.aws)
+        self.ddb_reader = aws.client("dynamodb", reader, s.aws)
         self.committed: dict[int, float] = {}  # version -> first seen in the catalog (ms)
         self.replicated: dict[int, float] = {}  # version -> its metadata file first seen in the replica
         self.published: dict[int, float] = {}  # snapshot sequence number -> the read pointer's published_at_ms
@@ -61,12 +62,9 @@ class PathMonitor:
         self.stop = threading.Event()
 
     def step(self) -> None:
-        ns, name = lake.identifier(self.s, self.home)
-        item = self.ddb_home.get_item(TableName=self.s.lake.catalog_table, ConsistentRead=True,
-                                      Key={"identifier": {"S": f"{ns}.{name}"}, "namespace": {"S": ns}}).get("Item")
+        loc = lake.pointer_location(self.s, self.home, self.ddb_home)
         now = time.time() * 1000
-        if item and "p.metadata_location" in item:
-            loc = item["p.metadata_location"]["S"]
+        if loc is not None:
             v = _version(loc)
             if v not in self.committed:
                 self.committed[v] = now
@@ -80,7 +78,7 @@ class PathMonitor:
                 continue
             self.replicated[v] = time.time() * 1000
             del self.pending[v]
-        ptr = read_pointer.read_pointer(self.s, self.home, self.reader)
+        ptr = read_pointer.read_pointer(self.s, self.home, self.reader, self.ddb_reader)
         if ptr is not None:
             self.published.setdefault(ptr.sequence_number, float(ptr.published_at_ms))
 

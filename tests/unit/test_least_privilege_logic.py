@@ -104,13 +104,13 @@ def test_check_fails_both_ways():
 
 
 def test_wildcards_where_a_name_is_known_are_too_wide():
-    wide = [Grant("A", "kinesis:*", "arn:aws:kinesis:us-east-1:1:stream/s", False),
-            Grant("B", "kinesis:PutRecords", "arn:aws:kinesis:*:1:stream/s", False),
-            Grant("C", "s3:GetObject", "arn:aws:s3:::lake-*/*.json", False),
-            Grant("D", "dynamodb:GetItem", "*", False),
-            Grant("E", "dynamodb:Query", "arn:aws:dynamodb:us-east-1:1:table/t*", False)]
-    ok = [Grant("F", "s3:GetObject", "arn:aws:s3:::lake-us-east-1/*", False),
-          Grant("G", "dynamodb:Query", "arn:aws:dynamodb:us-east-1:1:table/t/index/*", False),
-          Grant("H", "cloudwatch:PutMetricData", "*", True)]
+    wide = [Grant("A", "kinesis:*", "arn:aws:kinesis:us-east-1:1:stream/s"),
+            Grant("B", "kinesis:PutRecords", "arn:aws:kinesis:*:1:stream/s"),
+            Grant("C", "s3:GetObject", "arn:aws:s3:::lake-*/*.json"),
+            Grant("D", "dynamodb:GetItem", "*"),
+            Grant("E", "dynamodb:Query", "arn:aws:dynamodb:us-east-1:1:table/t*")]
+    ok = [Grant("F", "s3:GetObject", "arn:aws:s3:::lake-us-east-1/*"),
+          Grant("G", "dynamodb:Query", "arn:aws:dynamodb:us-east-1:1:table/t/index/*"),
+          Grant("H", "cloudwatch:PutMetricData", "*")]
     flagged = check([], wide + ok, service_side={}).too_wide
     assert sorted(f.split(":", 1)[0] for f in flagged) == ["A", "B", "C", "D", "E"], flagged

@@ -104,7 +104,7 @@ def test_job_calls_are_exactly_what_the_role_allows(two_regions, tmp_path_factor
     mine = [c for c in recorded if c.key == sb.job_key_of(r)]
     without = [g for g in grants[r] if g.action != "kinesis:GetRecords"]
     assert any(c.action == "kinesis:GetRecords" for c in check(mine, without).denied)
-    extra = Grant("Extra", "dynamodb:DeleteItem", grants[r][0].resource, False)
+    extra = Grant("Extra", "dynamodb:DeleteItem", grants[r][0].resource)
     assert extra in check(mine, grants[r] + [extra]).unused
-    wide = Grant("Wide", "kinesis:PutRecords", "arn:aws:kinesis:*:123456789012:stream/homeflow-forward", False)
+    wide = Grant("Wide", "kinesis:PutRecords", "arn:aws:kinesis:*:123456789012:stream/homeflow-forward")
     assert check(mine, grants[r] + [wide]).too_wide
