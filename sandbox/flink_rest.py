@@ -43,7 +43,16 @@ def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180, job: s
     trigger = call(port, f"/jobs/{job}/stop", {"targetDirectory": target_dir, "drain": False})["request-id"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = call(port, f"/jobs/{job}/savepoints/{trigger}")
+        try:
+            r = call(port, f"/jobs/{job}/savepoints/{trigger}")
+        except FlinkRestError:
+            # A job on its own minicluster ends its process once the savepoint completed and the
+            # job finished, which can be before this poll sees COMPLETED. The savepoint is then
+            # on disk with its _metadata (written only at completion).
+            found = _completed_savepoint(target_dir, job)
+            if found is None:
+                raise
+            return found
         if r["status"]["id"] == "COMPLETED":
             op = r.get("operation", {})
             if "location" in op:
@@ -51,6 +60,17 @@ def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180, job: s
             raise FlinkRestError(f"stop-with-savepoint of {job} failed: {op.get('failure-cause', op)}")
         time.sleep(0.5)
     raise FlinkRestError(f"stop-with-savepoint of {job} did not complete in {timeout:.0f}s")
+
+
+def _completed_savepoint(target_dir: str, job: str) -> str | None:
+    """The newest completed savepoint of `job` under a local target directory, in Flink's form."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+    u = urlparse(target_dir)
+    if u.scheme not in ("", "file"):
+        return None
+    done = sorted(Path(u.path).glob(f"savepoint-{job[:6]}-*/_metadata"), key=lambda p: p.stat().st_mtime)
+    return f"file:{done[-1].parent}" if done else None
 
 
 def completed_checkpoints(port: int) -> dict[int, tuple[int, int]]:
