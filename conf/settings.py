@@ -38,6 +38,7 @@ class StreamSettings:
     dead_letter: str
     initial_position: str  # TRIM_HORIZON | LATEST
     forward_ordering: str  # key (order-preserving sink) | none (the connector's stock sink)
+    forward_aggregate: bool = True  # key-ordered sink packs a key's consecutive records (KPL format)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "dead.letter": (_name, "homeflow-dead-letter"),
         "initial.position": (_choice("TRIM_HORIZON", "LATEST"), "TRIM_HORIZON"),
         "forward.ordering": (_choice("key", "none"), "key"),
+        "forward.aggregate": (_choice("on", "off"), "on"),
     },
     "homeflow.lake": {
         "catalog.table": (_name, "homeflow-catalog"),
@@ -269,7 +271,7 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],
-                               s["forward.ordering"]),
+                               s["forward.ordering"], s["forward.aggregate"] == "on"),
         lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"]),
     )
 

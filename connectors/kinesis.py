@@ -67,12 +67,15 @@ def key_by_business_key(keyed_rows: DataStream) -> KeyedStream:
     return KeyedStream(j_keyed, SOURCE_ROW, keyed_rows)
 
 
-def sink(region: str, aws: AwsSettings, stream: str, key_ordered: bool = True) -> Sink:
+def sink(region: str, aws: AwsSettings, stream: str, key_ordered: bool = True,
+         aggregate: bool = False) -> Sink:
     """At-least-once Kinesis sink, partition key = Row field 0, data = Row field 1.
 
     key_ordered=True (the default) uses KeyOrderedKinesisStreamsSink: one request in flight and at
     most one record per partition key per PutRecords, so partial failures and throttling cannot
-    reorder a key (README, "Forwarding order"). False gives the connector's stock sink, kept only
+    reorder a key (README, "Forwarding order"). aggregate=True (forwards) packs a key's consecutive
+    records of a request into one KPL aggregated record, which the job's source de-aggregates, so
+    a hot key is not held to one record per round trip. False gives the connector's stock sink, kept only
     to show the difference in tests and benchmarks.
     """
     jvm = get_gateway().jvm
@@ -83,7 +86,7 @@ def sink(region: str, aws: AwsSettings, stream: str, key_ordered: bool = True) -
     partitioner = jvm.dev.homeflow.flink.RowFieldPartitionKeyGenerator(0)
     if key_ordered:
         return Sink(jvm.org.apache.flink.connector.kinesis.sink.KeyOrderedKinesisStreamsSink(
-            serializer, partitioner, stream, props, 500, 10_000, 200))
+            serializer, partitioner, stream, props, 500, 10_000, 200, aggregate))
     return Sink(
         jvm.org.apache.flink.connector.kinesis.sink.KinesisStreamsSink.builder()
         .setKinesisClientProperties(props)

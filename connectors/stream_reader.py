@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from conf.settings import Settings
 from connectors import aws
+from udfs import kpl
 
 
-def read_stream(settings: Settings, region: str, stream: str) -> list[dict]:
+def read_stream(settings: Settings, region: str, stream: str, deaggregate: bool = True) -> list[dict]:
+    """Every record, KPL aggregates split into their members ("seq" = "<sequence>:<index>", as the
+    job's source numbers them); deaggregate=False gives the Kinesis records as stored."""
     kin = aws.client("kinesis", region, settings.aws)
     out = []
     for shard in kin.list_shards(StreamName=stream)["Shards"]:
@@ -15,9 +18,12 @@ def read_stream(settings: Settings, region: str, stream: str) -> list[dict]:
         while it:
             resp = kin.get_records(ShardIterator=it, Limit=10_000)
             for r in resp["Records"]:
-                out.append({"shard": shard["ShardId"], "seq": r["SequenceNumber"],
-                            "key": r["PartitionKey"], "data": r["Data"],
-                            "arrived": r.get("ApproximateArrivalTimestamp")})
+                members = kpl.deaggregate(r["Data"]) if deaggregate else None
+                parts = [(r["SequenceNumber"], r["Data"])] if members is None else \
+                    [(f'{r["SequenceNumber"]}:{i}', m) for i, m in enumerate(members)]
+                for seq, data in parts:
+                    out.append({"shard": shard["ShardId"], "seq": seq, "key": r["PartitionKey"],
+                                "data": data, "arrived": r.get("ApproximateArrivalTimestamp")})
             if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
                 break
             it = resp.get("NextShardIterator")

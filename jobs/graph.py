@@ -68,7 +68,8 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
             .uid("read-publisher").name("read-publisher").set_parallelism(1)
     for remote in job.remote_regions:
         side(remote).sink_to(kinesis.sink(remote, settings.aws, settings.streams.forward,
-                                          key_ordered=settings.streams.forward_ordering == "key")) \
+                                          key_ordered=settings.streams.forward_ordering == "key",
+                                          aggregate=settings.streams.forward_aggregate)) \
             .uid(f"forward-{remote}").name(f"forward-{remote}")
     side(rows.DEAD_LETTER_DEST).union(tables.get_side_output(DEAD_LETTER_TAG)) \
         .sink_to(kinesis.sink(region, settings.aws, settings.streams.dead_letter)) \

@@ -14,8 +14,8 @@ write them and omitted from the JSON when empty:
 * `marker`: a control record, never committed: it travels behind everything a sender routed for a
   key through the old home; `seen` carries the old home's recent event_ids of the key (dedup
   hand-over);
-* `oseq`: the Kinesis sequence number the record had in its origin's ingest stream (set by the
-  first router), so a home can tell whether it commits a key's records in their origin order;
+* `oseq`: the Kinesis sequence number the record had in its origin's ingest stream, with
+  ":subsequence" if it came in a KPL aggregate (set by the first router), so a home can tell whether it commits a key's records in their origin order;
 * `order`: on a marker answered by an old home, the highest `oseq` per origin it committed;
 * `late`: why this record is known to be out of per-key order (stranded in a lost region, or
   behind a hand-off that timed out); it becomes the lake's `unordered` column.
@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from udfs.kpl import is_position
 
 # Kinesis caps a record's data at 1 MiB; we reject earlier so a forward never fails on size.
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024
@@ -157,11 +159,11 @@ def _routing_fields(obj: dict, known: frozenset[str]) -> dict[str, Any] | Reject
         if v is not None and not isinstance(v, str):
             return Rejection("wrong-type", f"field '{name}' must be a string")
         out[name] = v
-    if out["oseq"] is not None and not out["oseq"].isdigit():
+    if out["oseq"] is not None and not is_position(out["oseq"]):
         return Rejection("wrong-type", "field 'oseq' must be a decimal sequence number")
     order = obj.get("order")
     if order is not None:
-        if not isinstance(order, dict) or not all(k in known and isinstance(v, str) and v.isdigit()
+        if not isinstance(order, dict) or not all(k in known and isinstance(v, str) and is_position(v)
                                                   for k, v in order.items()):
             return Rejection("wrong-type", "field 'order' must map regions to sequence numbers")
         out["order"] = dict(order)

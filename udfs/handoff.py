@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Protocol
 
 from udfs.envelope import MAX_SEEN_IDS, Envelope, Marker, Rejection, marker_envelope, parse
+from udfs.kpl import position
 from udfs.routing_table import RoutingTable, TableHistory
 
 MARKER_MEMORY_MS = 3_600_000  # how long a marker that came before its flagged record is remembered
@@ -162,7 +163,7 @@ Out = Home | Forward | Dead
 
 
 def _after(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and int(a) > int(b)
+    return a is not None and b is not None and position(a) > position(b)
 
 
 class KeyRouter:

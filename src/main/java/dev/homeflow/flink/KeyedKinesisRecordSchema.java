@@ -1,6 +1,7 @@
 package dev.homeflow.flink;
 
 import java.io.IOException;
+import java.util.List;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.connector.kinesis.source.serialization.KinesisDeserializationSchema;
@@ -18,7 +19,8 @@ import org.apache.flink.util.Collector;
  * a streaming JSON parser; records without one get the key "" and are dead-lettered by the router,
  * which validates the whole envelope. So does a key that is not valid Unicode (an escaped lone
  * surrogate such as "\ud800"): the Python side cannot take such a string, and one record carrying
- * it would otherwise fail the job on every restart.
+ * it would otherwise fail the job on every restart. KPL aggregated records are de-aggregated
+ * ({@link KplAggregate}); one that is malformed passes through whole, to be dead-lettered.
  */
 public final class KeyedKinesisRecordSchema implements KinesisDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
@@ -29,7 +31,17 @@ public final class KeyedKinesisRecordSchema implements KinesisDeserializationSch
     @Override
     public void deserialize(Record record, String stream, String shardId, Collector<Row> out) {
         byte[] data = record.data().asByteArray();
-        out.collect(Row.of(businessKey(data), Row.of(stream, shardId, record.sequenceNumber(), data)));
+        List<byte[]> members = KplAggregate.decode(data);
+        if (members == null) {
+            out.collect(Row.of(businessKey(data), Row.of(stream, shardId, record.sequenceNumber(), data)));
+            return;
+        }
+        // A KPL aggregate (forwards of a hot key, or a user's KPL producer): each member is a record
+        // of its own, positioned "sequence:subsequence" as the KCL numbers them.
+        for (int i = 0; i < members.size(); i++) {
+            byte[] m = members.get(i);
+            out.collect(Row.of(businessKey(m), Row.of(stream, shardId, record.sequenceNumber() + ":" + i, m)));
+        }
     }
 
     static String businessKey(byte[] data) {

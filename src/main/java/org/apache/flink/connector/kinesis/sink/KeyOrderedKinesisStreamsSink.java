@@ -18,8 +18,11 @@ import org.apache.flink.kinesis.shaded.software.amazon.awssdk.services.kinesis.m
  * only k:1 fails, k:2 lands first. This sink (1) allows one request in flight and (2) sends at
  * most ONE entry per partition key in a request; later entries of a key in the same batch go back
  * to the head of the buffer with the failed ones, in their original order. A failed entry of a
- * key therefore always precedes that key's later entries. Lives in the connector's package
- * because the stock writer's constructor is package-private.
+ * key therefore always precedes that key's later entries. With `aggregate`, that one entry is
+ * the key's consecutive entries of the batch packed into one KPL aggregated record (see
+ * KeyOrderedKinesisStreamsSinkWriter#aggregateByKey), so a hot key is not held to one record per
+ * round trip. Lives in the connector's package because the stock writer's constructor is
+ * package-private.
  */
 public final class KeyOrderedKinesisStreamsSink<InputT> extends KinesisStreamsSink<InputT> {
     private static final long serialVersionUID = 1L;
@@ -27,6 +30,7 @@ public final class KeyOrderedKinesisStreamsSink<InputT> extends KinesisStreamsSi
     private final String streamName;
     private final String streamArn;
     private final Properties clientProperties;
+    private final boolean aggregate;
 
     public KeyOrderedKinesisStreamsSink(
             SerializationSchema<InputT> serializationSchema,
@@ -35,7 +39,8 @@ public final class KeyOrderedKinesisStreamsSink<InputT> extends KinesisStreamsSi
             Properties clientProperties,
             int maxBatchSize,
             int maxBufferedRequests,
-            long maxTimeInBufferMs) {
+            long maxTimeInBufferMs,
+            boolean aggregate) {
         super(
                 KinesisStreamsSinkElementConverter.<InputT>builder()
                         .setSerializationSchema(serializationSchema)
@@ -44,7 +49,8 @@ public final class KeyOrderedKinesisStreamsSink<InputT> extends KinesisStreamsSi
                 maxBatchSize,
                 1, // one request in flight: a retried entry can never be overtaken
                 maxBufferedRequests,
-                5L * 1024 * 1024,
+                // PutRecords takes 5 MiB; the headroom covers aggregation's few bytes per member
+                5L * 1024 * 1024 - 64 * 1024,
                 maxTimeInBufferMs,
                 1024L * 1024,
                 false,
@@ -55,6 +61,7 @@ public final class KeyOrderedKinesisStreamsSink<InputT> extends KinesisStreamsSi
         this.streamName = streamName;
         this.streamArn = null;
         this.clientProperties = clientProperties;
+        this.aggregate = aggregate;
     }
 
     /** The stock state serializer corrupts non-ASCII partition keys; see the class used. */
@@ -76,6 +83,6 @@ public final class KeyOrderedKinesisStreamsSink<InputT> extends KinesisStreamsSi
                 getElementConverter(), context, getMaxBatchSize(), getMaxInFlightRequests(),
                 getMaxBufferedRequests(), getMaxBatchSizeInBytes(), getMaxTimeInBufferMS(),
                 getMaxRecordSizeInBytes(), failOnError, streamName, streamArn, clientProperties,
-                recoveredState);
+                recoveredState, aggregate);
     }
 }

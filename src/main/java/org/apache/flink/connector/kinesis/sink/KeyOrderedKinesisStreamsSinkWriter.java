@@ -1,17 +1,13 @@
 package org.apache.flink.connector.kinesis.sink;
 
+import dev.homeflow.flink.KeyOrderedBatch;
 import java.lang.reflect.Field;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
-import java.util.ArrayList;
 import java.util.Deque;
 import java.util.Collection;
-import java.util.HashSet;
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Properties;
-import java.util.Set;
 import java.util.function.Consumer;
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.connector.base.sink.writer.AsyncSinkWriter;
@@ -38,6 +34,7 @@ final class KeyOrderedKinesisStreamsSinkWriter<InputT> extends KinesisStreamsSin
         }
     }
 
+    private final boolean aggregate;
     private volatile boolean destinationFailing;
 
     KeyOrderedKinesisStreamsSinkWriter(
@@ -53,10 +50,12 @@ final class KeyOrderedKinesisStreamsSinkWriter<InputT> extends KinesisStreamsSin
             String streamName,
             String streamArn,
             Properties kinesisClientProperties,
-            Collection<BufferedRequestState<PutRecordsRequestEntry>> states) {
+            Collection<BufferedRequestState<PutRecordsRequestEntry>> states,
+            boolean aggregate) {
         super(elementConverter, context, maxBatchSize, maxInFlightRequests, maxBufferedRequests,
                 maxBatchSizeInBytes, maxTimeInBufferMS, maxRecordSizeInBytes, failOnError,
                 streamName, streamArn, kinesisClientProperties, states);
+        this.aggregate = aggregate;
     }
 
     /**
@@ -103,32 +102,18 @@ final class KeyOrderedKinesisStreamsSinkWriter<InputT> extends KinesisStreamsSin
     @Override
     protected void submitRequestEntries(
             List<PutRecordsRequestEntry> batch, Consumer<List<PutRecordsRequestEntry>> requestToRetry) {
-        List<PutRecordsRequestEntry> send = new ArrayList<>(batch.size());
-        List<PutRecordsRequestEntry> deferred = new ArrayList<>();
-        Set<String> keys = new HashSet<>();
-        for (PutRecordsRequestEntry e : batch) {
-            (keys.add(e.partitionKey()) ? send : deferred).add(e);
-        }
-        if (deferred.isEmpty()) {
+        KeyOrderedBatch split = KeyOrderedBatch.of(batch, aggregate);
+        List<PutRecordsRequestEntry> send = split.send();
+        if (split.deferred().isEmpty() && send.size() == batch.size()) {
             super.submitRequestEntries(batch, failed -> {
                 destinationFailing = !batch.isEmpty() && failed.size() == batch.size();
                 requestToRetry.accept(failed);
             });
             return;
         }
-        Map<PutRecordsRequestEntry, Integer> position = new IdentityHashMap<>();
-        for (int i = 0; i < batch.size(); i++) {
-            position.put(batch.get(i), i);
-        }
         super.submitRequestEntries(send, failed -> {
             destinationFailing = failed.size() == send.size();
-            // Failed and deferred entries go back to the head of the buffer in batch order, so a
-            // key's failed entry stays ahead of its later entries.
-            List<PutRecordsRequestEntry> retry = new ArrayList<>(failed.size() + deferred.size());
-            retry.addAll(failed);
-            retry.addAll(deferred);
-            retry.sort((a, b) -> Integer.compare(position.get(a), position.get(b)));
-            requestToRetry.accept(retry);
+            requestToRetry.accept(split.retry(failed));
         });
     }
 }
