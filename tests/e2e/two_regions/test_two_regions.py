@@ -11,6 +11,7 @@ import pytest
 from sandbox.jobrunner import wait_until
 from cli.produce import decode, events, put, read_stream
 from connectors import lake
+from udfs import kpl
 
 pytestmark = pytest.mark.e2e
 REGIONS = ["us-east-1", "eu-west-1"]
@@ -65,7 +66,7 @@ def test_every_event_once_in_its_home_table_and_forwarded_through_home_stream(tw
     for r in REGIONS:
         by = defaultdict(list)
         for x in rows[r]:
-            by[(x["key"], x["origin"])].append((int(x["source"].rsplit("/", 1)[1]), json.loads(x["payload"])["seq"]))
+            by[(x["key"], x["origin"])].append((kpl.position(x["source"].rsplit("/", 1)[1]), json.loads(x["payload"])["seq"]))
         for k, seqs in by.items():
             got = [s for _, s in sorted(seqs)]
             assert got == sorted(got), f"order broken for {k}: {got}"
