@@ -72,7 +72,7 @@ def run(variant: str, n: int, faults: bool, port: int, tmp: Path) -> dict:
             job = start_job(SENDER, props, tmp / "logs")
             try:
                 def done():
-                    got = [m for m in read_stream(sb.settings, HOME, sb.settings.streams.forward)]
+                    got = read_stream(sb.settings, HOME, sb.settings.streams.forward)
                     print(f"  [{variant}] {len(got):,}/{n:,} forwarded, {time.monotonic() - t0:.0f} s", flush=True)
                     return got if len({json.loads(g["data"])["event_id"] for g in got}) >= n else None
                 wait_until(done, 900, 3.0, [job], f"{n} forwarded records ({variant})")

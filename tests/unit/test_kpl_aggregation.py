@@ -10,6 +10,7 @@ the same check finds it reordering."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_java_and_python_read_kpl_producer_aggregates(jvm):
 def test_malformed_aggregates_are_ordinary_records(jvm):
     good = bytes(jvm.dev.homeflow.flink.KplAggregate.encode("k", [b"a", b"b"]))
     flipped = good[:10] + bytes([good[10] ^ 1]) + good[11:]  # digest no longer matches
-    bad_body = kpl.MAGIC + b"\x1a\xff\xff" + __import__("hashlib").md5(b"\x1a\xff\xff").digest()  # truncated
+    bad_body = kpl.MAGIC + b"\x1a\xff\xff" + hashlib.md5(b"\x1a\xff\xff").digest()  # truncated
     for data in (flipped, good[:-1], bad_body, kpl.MAGIC, b'{"key":"k"}', b""):
         assert jvm.dev.homeflow.flink.KplAggregate.decode(data) is None, data
         assert kpl.deaggregate(data) is None, data
@@ -94,11 +95,16 @@ def _records(rng: random.Random, n: int, big: bool) -> list[tuple[str, bytes]]:
     return out
 
 
+def _entry(jvm, key: str, data: bytes):
+    """A PutRecordsRequestEntry of the connector's shaded AWS SDK."""
+    shaded = jvm.org.apache.flink.kinesis.shaded.software.amazon.awssdk
+    return shaded.services.kinesis.model.PutRecordsRequestEntry.builder() \
+        .partitionKey(key).data(shaded.core.SdkBytes.fromByteArray(data)).build()
+
+
 def _simulate(jvm, recs, rng, aggregate: bool | None, fail_rate: float = 0.3):
     """Per key, the members in the order the destination accepted them. aggregate=None is the stock writer."""
-    entry = jvm.org.apache.flink.kinesis.shaded.software.amazon.awssdk.services.kinesis.model.PutRecordsRequestEntry
-    sdk_bytes = jvm.org.apache.flink.kinesis.shaded.software.amazon.awssdk.core.SdkBytes
-    buffer = [entry.builder().partitionKey(k).data(sdk_bytes.fromByteArray(d)).build() for k, d in recs]
+    buffer = [_entry(jvm, k, d) for k, d in recs]
     got: dict[str, list[bytes]] = defaultdict(list)
     requests = 0
     while buffer:
@@ -156,9 +162,8 @@ def test_every_key_arrives_whole_and_in_order_under_partial_failures(jvm, big):
 
 
 def test_a_hot_batch_becomes_one_record_and_a_retried_aggregate_is_merged_not_nested(jvm):
-    entry = jvm.org.apache.flink.kinesis.shaded.software.amazon.awssdk.services.kinesis.model.PutRecordsRequestEntry
-    sdk_bytes = jvm.org.apache.flink.kinesis.shaded.software.amazon.awssdk.core.SdkBytes
-    mk = lambda k, d: entry.builder().partitionKey(k).data(sdk_bytes.fromByteArray(d)).build()  # noqa: E731
+    def mk(k, d):
+        return _entry(jvm, k, d)
     batch = [mk("hot", f"{i}".encode()) for i in range(500)]  # the sink's batch size
     split = jvm.dev.homeflow.flink.KeyOrderedBatch.of(jvm.java.util.ArrayList(batch), True)
     (one,) = list(split.send())
@@ -178,7 +183,6 @@ def test_corrupted_aggregates_never_raise(jvm):
     job on every restart."""
     rng = random.Random(99)
     good = bytes(jvm.dev.homeflow.flink.KplAggregate.encode("k", MEMBERS))
-    import hashlib
     for i in range(120):
         body = bytearray(good[4:-16])
         for _ in range(rng.randint(1, 4)):

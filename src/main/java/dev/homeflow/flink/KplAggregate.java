@@ -1,6 +1,7 @@
 package dev.homeflow.flink;
 
 import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -44,7 +45,7 @@ public final class KplAggregate {
     /** One aggregated record holding `members` (in order) under one partition key. */
     public static byte[] encode(String partitionKey, List<byte[]> members) {
         ByteArrayOutputStream pb = new ByteArrayOutputStream();
-        byte[] pk = partitionKey.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] pk = partitionKey.getBytes(StandardCharsets.UTF_8);
         writeField(pb, 1, pk);
         for (byte[] data : members) {
             ByteArrayOutputStream rec = new ByteArrayOutputStream(data.length + 8);
@@ -195,7 +196,7 @@ public final class KplAggregate {
     }
 
     private static int utf8Length(String s) {
-        return s.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+        return s.getBytes(StandardCharsets.UTF_8).length;
     }
 
     private static byte[] md5(byte[] body) {
