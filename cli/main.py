@@ -164,7 +164,7 @@ def cmd_cluster(args) -> int:
         ov = flink_cluster.up(spec, d, flink_cluster.aws_env(s))
         print(f"cluster up: Flink {ov.get('flink-version')}, {ov.get('taskmanagers')} TaskManager(s), "
               f"{ov.get('slots-total')} slots; web UI http://127.0.0.1:{spec.rest_port}")
-        print(f"submit a region's job: homeflow cluster submit --region REGION")
+        print("submit a region's job: homeflow cluster submit --region REGION")
     elif args.action == "down":
         stopped = flink_cluster.down(spec, d)
         print("stopped " + ", ".join(stopped) if stopped else "no cluster of ours was running")

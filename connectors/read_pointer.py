@@ -54,16 +54,6 @@ class ReadPointer:
     published_at_ms: int
 
 
-def ensure_table(settings: Settings, reader: str) -> None:
-    ddb = aws.client("dynamodb", reader, settings.aws)
-    try:
-        ddb.describe_table(TableName=POINTER_TABLE)
-    except ddb.exceptions.ResourceNotFoundException:
-        ddb.create_table(TableName=POINTER_TABLE, BillingMode="PAY_PER_REQUEST",
-                         AttributeDefinitions=[{"AttributeName": "table", "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": "table", "KeyType": "HASH"}])
-
-
 def _exists(s3, location: str) -> bool:
     u = urlparse(location)
     try:

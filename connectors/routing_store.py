@@ -26,17 +26,6 @@ class RoutingStore:
         self.table = settings.job.routing_table
         self.ddb = aws.client("dynamodb", region, settings.aws)
 
-    def ensure_table(self) -> None:
-        try:
-            self.ddb.describe_table(TableName=self.table)
-        except self.ddb.exceptions.ResourceNotFoundException:
-            self.ddb.create_table(
-                TableName=self.table,
-                AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-
     def read_raw(self) -> str | None:
         item = self.ddb.get_item(TableName=self.table, Key=ITEM_KEY, ConsistentRead=True).get("Item")
         return None if item is None else item.get("doc", {}).get("S")

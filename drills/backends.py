@@ -11,7 +11,6 @@ savepoints.
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 from typing import Protocol
 

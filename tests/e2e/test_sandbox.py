@@ -3,6 +3,7 @@ unreachable and brings it back; the replicators copy routing-table writes and la
 regions after their lag."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ from botocore.exceptions import ClientError
 
 from conf.settings import load
 from connectors import aws, routing_control
-from sandbox import services
+from sandbox import services, stacks
+from sandbox.api_calls import DEFAULT_ACCOUNT
+from sandbox.cfn_template import Template, load_template
 from sandbox.jobrunner import wait_until
 from sandbox.local_cluster import write_properties
 from udfs.routing_table import default_table
@@ -32,6 +35,23 @@ def test_up_is_idempotent_and_down_stops_only_its_own(tmp_path):
         pid = services.running_pid(emu, state)
         rep_pid = services.running_pid(services.replicator(settings, props, state, 0, 0), state)
         assert pid and rep_pid
+
+        # Provisioned from infra/ through the emulator's CloudFormation. What the emulator accepts
+        # without creating is exactly stacks.NOT_CREATED; everything else is a stack resource.
+        region_doc = load_template(stacks.REGION_TEMPLATE)
+        for region in settings.job.regions:
+            cf = aws.client("cloudformation", region, settings.aws)
+            params = {k: v.split(",") if k.endswith("Regions") else v
+                      for k, v in stacks.region_parameters(settings, region).items()}
+            bound = Template(region_doc, region, DEFAULT_ACCOUNT, params)
+            wanted = {r["Type"] for r in region_doc["Resources"].values()
+                      if "Condition" not in r or bound.condition(r["Condition"])}
+            made = {r["ResourceType"] for r in cf.list_stack_resources(StackName=stacks.region_stack(region))
+                    ["StackResourceSummaries"] if r["LogicalResourceId"]}
+            assert made <= wanted and wanted - made == set(stacks.NOT_CREATED), (region, wanted - made)
+            standin = cf.list_stack_resources(StackName=stacks.GLOBAL_STANDIN_STACK)["StackResourceSummaries"]
+            assert sorted(r["PhysicalResourceId"] for r in standin) == sorted(
+                [settings.job.routing_table, settings.lake.catalog_table, "homeflow-read-pointers"])
 
         # again: same processes, nothing new created
         assert services.up(settings, props, state) == {r: [] for r in settings.job.regions}
@@ -105,6 +125,10 @@ def test_up_is_idempotent_and_down_stops_only_its_own(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert "homeflow-ingest" in r.stderr and "homeflow sandbox up" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        # ... and `up` does not pass over it: the stacks are current, yet the stream is gone.
+        with pytest.raises(SystemExit) as e:
+            services.up(settings, props, state)
+        assert "eu-west-1: Kinesis stream homeflow-ingest" in str(e.value) and "fresh sandbox" in str(e.value)
 
         stopped = services.stop(settings, state)
         assert stopped == [f"replicator (pid {rep_pid})", f"moto (pid {pid})"]
@@ -122,3 +146,46 @@ def test_up_is_idempotent_and_down_stops_only_its_own(tmp_path):
         assert other.poll() is None
     finally:
         other.kill()
+
+
+def test_a_template_missing_what_the_job_needs_breaks_the_local_run(tmp_path):
+    """infra/ is what the sandbox is built from: a regional template that names the forward stream
+    differently and a global template without the read-pointer table both deploy (nothing is wrong
+    for CloudFormation), and the sandbox refuses to start, naming each missing thing per region.
+    The real templates, deployed over them, fix it."""
+    props = write_properties(tmp_path / "p.json", 4588)
+    settings = load(props)
+    state = tmp_path / "state"
+    region_t = tmp_path / "region.yaml"
+    text = stacks.REGION_TEMPLATE.read_text()
+    assert text.count("Name: homeflow-forward\n") == 1
+    region_t.write_text(text.replace("Name: homeflow-forward\n", "Name: homeflow-fwd\n"))
+    global_doc = load_template(stacks.GLOBAL_TEMPLATE)
+    del global_doc["Resources"]["ReadPointerTable"]
+    global_t = tmp_path / "global.json"
+    global_t.write_text(json.dumps(global_doc))
+    try:
+        services.start(settings, state)
+        made = stacks.provision(settings, region_t, global_t)
+        assert all(len(made[r]) == 2 for r in settings.job.regions), made
+        with pytest.raises(stacks.ProvisionError) as e:
+            stacks.verify(settings)
+        missing = [line.strip() for line in str(e.value).splitlines()[1:-1]]
+        assert sorted(missing) == sorted(
+            [f"{r}: Kinesis stream homeflow-forward" for r in settings.job.regions]
+            + [f"{r}: DynamoDB table homeflow-read-pointers" for r in settings.job.regions]), str(e.value)
+        # Deployed over them, the real templates add the table; the renamed stream is not replaced
+        # (moto's stack update keeps a resource whose name changed, AWS would replace it), and
+        # verify still names it.
+        made = stacks.provision(settings)
+        assert all(made[r] == [f"stack {stacks.GLOBAL_STANDIN_STACK} updated (3 tables)",
+                               f"stack {stacks.region_stack(r)} updated"] for r in settings.job.regions), made
+        assert sorted(stacks.missing(settings)) == sorted(
+            f"{r}: Kinesis stream homeflow-forward" for r in settings.job.regions)
+        # control: the real templates in a fresh sandbox leave nothing missing
+        services.stop(settings, state)
+        services.start(settings, state)
+        stacks.provision(settings)
+        assert stacks.missing(settings) == []
+    finally:
+        services.stop(settings, state)

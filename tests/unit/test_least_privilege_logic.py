@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from sandbox.api_calls import Call, describe
-from sandbox.iam_policy import Grant, Template, check, load_template, role_grants
+from sandbox.cfn_template import Template, load_template
+from sandbox.iam_policy import Grant, check, role_grants
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCT = "123456789012"

@@ -25,7 +25,8 @@ import pytest
 from cli.produce import events, put
 from connectors import read_pointer
 from sandbox import api_calls
-from sandbox.iam_policy import Grant, Template, check, load_template, role_grants
+from sandbox.cfn_template import Template, load_template
+from sandbox.iam_policy import Grant, check, role_grants
 from sandbox.jobrunner import wait_until
 
 pytestmark = pytest.mark.e2e

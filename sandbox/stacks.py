@@ -1,0 +1,232 @@
+"""Provision the sandbox from the templates a deployment uses (infra/), through the emulator's
+CloudFormation, so that a template missing something the job needs breaks the local run and not
+a production deploy.
+
+- infra/region.yaml is deployed as is, one stack per region (`homeflow-<region>`), with the
+  parameters a deployment would pass, derived from the properties. The emulator creates its
+  streams, buckets, IAM roles and log group.
+- infra/global.yaml's DynamoDB global tables: the emulator has no AWS::DynamoDB::GlobalTable, so a
+  STAND-IN template is derived from it (`global_standin`): each global table becomes an ordinary
+  AWS::DynamoDB::Table (same name, keys, indexes, stream, encryption, per-replica settings),
+  deployed as stack `homeflow-global-standin` in every region its Replicas list. Replication
+  between them is the sandbox's replicator (sandbox/replicate.py), another stand-in.
+- What the emulator accepts but does not create (it logs "No Moto CloudFormation support for
+  ..."): the Managed Flink application and its logging option (the local cluster runs the job),
+  CloudWatch alarms, the log stream, and the S3 bucket policies. `NOT_CREATED` names them; a
+  test keeps that list true.
+
+After the stacks, `verify` checks that every stream, bucket and table the properties name exists
+in every region, and stops with one line per missing thing.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from conf.settings import Settings
+from connectors import aws, read_pointer
+from sandbox.cfn_template import Template, load_template
+
+INFRA = Path(__file__).resolve().parents[1] / "infra"
+REGION_TEMPLATE = INFRA / "region.yaml"
+GLOBAL_TEMPLATE = INFRA / "global.yaml"
+GLOBAL_STANDIN_STACK = "homeflow-global-standin"
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+SOURCE_TAG = "homeflow:source"  # digest of the template and parameters a stack was last deployed with
+# Resource types of the templates that the emulator's CloudFormation accepts without creating
+# anything, and what stands in for each in the sandbox.
+NOT_CREATED = {
+    "AWS::KinesisAnalyticsV2::Application": "the local Flink cluster / minicluster runs the job",
+    "AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption": "the job logs to files under the run's logs/",
+    "AWS::CloudWatch::Alarm": "none (the tests assert on the job's own metrics)",
+    "AWS::Logs::LogStream": "none",
+    "AWS::S3::BucketPolicy": "none (the TLS-only policy would deny the sandbox's plain HTTP on loopback)",
+}
+# Properties of a global table that an ordinary table does not have.
+_GLOBAL_ONLY = ("Replicas", "WriteProvisionedThroughputSettings", "WriteOnDemandThroughputSettings")
+# Table properties a global table keeps per replica; the stand-in table takes the first replica's.
+_PER_REPLICA = ("PointInTimeRecoverySpecification", "DeletionProtectionEnabled", "ContributorInsightsSpecification",
+                "TableClass", "Tags")
+
+
+class ProvisionError(SystemExit):
+    """The sandbox cannot be provisioned from the templates; the message says what and where."""
+
+
+def region_stack(region: str) -> str:
+    return f"homeflow-{region}"
+
+
+def _common_parameters(settings: Settings) -> dict[str, str]:
+    return {"Regions": ",".join(settings.job.regions), "RoutingTableName": settings.job.routing_table,
+            "CatalogTableName": settings.lake.catalog_table, "ReadPointerTableName": read_pointer.POINTER_TABLE}
+
+
+def region_parameters(settings: Settings, region: str) -> dict[str, str]:
+    """What a deployment passes to infra/region.yaml for `region` (scripts and the README use the
+    same names). The code bucket is named but not used: no Managed Flink application is created."""
+    return {**_common_parameters(settings),
+            "RemoteRegions": ",".join(r for r in settings.job.regions if r != region),
+            "LakeBucketPrefix": settings.lake.bucket_prefix,
+            "CodeBucket": f"{settings.lake.bucket_prefix}-code", "CodeKey": "homeflow.zip",
+            "Parallelism": str(settings.job.parallelism),
+            "CheckpointIntervalMs": str(settings.job.checkpoint_interval_ms)}
+
+
+def global_parameters(settings: Settings) -> dict[str, str]:
+    return _common_parameters(settings)
+
+
+def global_standin(doc: dict, region: str, account: str, params: dict[str, str]) -> dict | None:
+    """The stand-in for infra/global.yaml in `region`: its global tables that have a replica in
+    `region`, each as an ordinary table, and, in the control region (the first of Regions) only,
+    its other resources. None if that leaves nothing for `region`."""
+    bound = Template(doc, region, account, {k: (v.split(",") if k == "Regions" else v) for k, v in params.items()})
+    out = {k: copy.deepcopy(v) for k, v in doc.items() if k in ("AWSTemplateFormatVersion", "Parameters", "Conditions")}
+    out["Description"] = f"homeflow sandbox STAND-IN for infra/global.yaml in {region} (no global tables here)"
+    out["Resources"] = {}
+    for name, res in doc["Resources"].items():
+        if res["Type"] != "AWS::DynamoDB::GlobalTable":
+            if region == bound.params["Regions"][0]:
+                out["Resources"][name] = copy.deepcopy(res)
+            continue
+        replicas = bound.resolve(res["Properties"]["Replicas"])
+        mine = [r for r in replicas if r["Region"] == region]
+        if not mine:
+            continue
+        props = {k: copy.deepcopy(v) for k, v in res["Properties"].items() if k not in _GLOBAL_ONLY}
+        props.update({k: mine[0][k] for k in _PER_REPLICA if k in mine[0]})
+        out["Resources"][name] = {k: v for k, v in res.items() if k not in ("Properties", "Type")}
+        out["Resources"][name].update({"Type": "AWS::DynamoDB::Table", "Properties": props})
+    if not out["Resources"]:
+        return None
+    out["Outputs"] = {k: v for k, v in doc.get("Outputs", {}).items()
+                      if _names(v) <= set(out["Resources"]) | set(out.get("Parameters", {}))}
+    return out
+
+
+def _names(node) -> set[str]:
+    """The logical names an Outputs entry refers to."""
+    if isinstance(node, dict):
+        got = set()
+        for k, v in node.items():
+            if k == "Ref":
+                got.add(v)
+            elif k == "Fn::GetAtt":
+                got.add(v[0] if isinstance(v, list) else v.split(".")[0])
+            else:
+                got |= _names(v)
+        return got
+    if isinstance(node, list):
+        return set().union(*(_names(v) for v in node)) if node else set()
+    return set()
+
+
+def _status(cf, name: str) -> dict | None:
+    try:
+        return cf.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as e:
+        if "does not exist" in str(e):
+            return None
+        raise
+
+
+def _wait(cf, name: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        st = _status(cf, name)
+        if st and not st["StackStatus"].endswith("_IN_PROGRESS"):
+            return st
+        if time.monotonic() > deadline:
+            raise ProvisionError(f"stack {name} still {st and st['StackStatus']} after {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
+def deploy(cf, name: str, body: str, params: dict[str, str], source: str) -> str | None:
+    """Create the stack, or update it when the template or parameters changed. Returns what was
+    done ("created"/"updated") or None when the stack was already this template."""
+    want = sorted(params.items())
+    # The emulator echoes list parameters in its own spelling: what was deployed is kept as a tag.
+    digest = hashlib.sha256(json.dumps([body, want]).encode()).hexdigest()[:16]
+    args = dict(StackName=name, TemplateBody=body, Capabilities=CAPABILITIES,
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in want],
+                Tags=[{"Key": SOURCE_TAG, "Value": digest}])
+    st = _status(cf, name)
+    try:
+        if st is None:
+            verb = "created"
+            cf.create_stack(**args)
+        elif {t["Key"]: t["Value"] for t in st.get("Tags", [])}.get(SOURCE_TAG) == digest:
+            return None
+        else:
+            verb = "updated"
+            cf.update_stack(**args)
+    except ClientError as e:
+        raise ProvisionError(f"{source}: the emulator refused stack {name}: {e.response['Error']['Message']}")
+    st = _wait(cf, name)
+    if st["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        events = cf.describe_stack_events(StackName=name)["StackEvents"]
+        failed = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+                  for e in events if e["ResourceStatus"].endswith("FAILED")]
+        raise ProvisionError(f"{source}: stack {name} ended {st['StackStatus']}: "
+                             f"{'; '.join(failed) or st.get('StackStatusReason')}")
+    return verb
+
+
+def provision(settings: Settings, region_template: Path = REGION_TEMPLATE,
+              global_template: Path = GLOBAL_TEMPLATE) -> dict[str, list[str]]:
+    """Deploy the stand-in of the global template and the regional template in every region."""
+    if len(settings.job.regions) < 2:
+        raise ProvisionError(f"homeflow.job/regions names {len(settings.job.regions)} region; the templates in "
+                             f"{INFRA} deploy 2 or 3 regions")
+    made: dict[str, list[str]] = {}
+    global_doc = load_template(global_template)
+    region_body = region_template.read_text()
+    for region in settings.job.regions:
+        cf = aws.client("cloudformation", region, settings.aws)
+        out = made.setdefault(region, [])
+        standin = global_standin(global_doc, region, settings.aws.account_id, global_parameters(settings))
+        if standin is not None:
+            verb = deploy(cf, GLOBAL_STANDIN_STACK, json.dumps(standin, indent=1), global_parameters(settings),
+                          f"{global_template.name} (stand-in)")
+            if verb:
+                out.append(f"stack {GLOBAL_STANDIN_STACK} {verb} ({len(standin['Resources'])} tables)")
+        verb = deploy(cf, region_stack(region), region_body, region_parameters(settings, region), region_template.name)
+        if verb:
+            out.append(f"stack {region_stack(region)} {verb}")
+    return made
+
+
+def missing(settings: Settings) -> list[str]:
+    """Every stream, bucket and table the properties name that does not exist, per region."""
+    gone = []
+    streams = (settings.streams.ingest, settings.streams.forward, settings.streams.dead_letter)
+    tables = (settings.job.routing_table, settings.lake.catalog_table, read_pointer.POINTER_TABLE)
+    for region in settings.job.regions:
+        kin = aws.client("kinesis", region, settings.aws)
+        have = set(kin.list_streams()["StreamNames"])
+        gone += [f"{region}: Kinesis stream {s}" for s in streams if s not in have]
+        ddb = aws.client("dynamodb", region, settings.aws)
+        have = set(ddb.list_tables()["TableNames"])
+        gone += [f"{region}: DynamoDB table {t}" for t in tables if t not in have]
+        s3 = aws.client("s3", region, settings.aws)
+        have = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        wanted = [settings.lake.bucket(region)] + [read_pointer.replica_bucket(settings, home, region)
+                                                   for home in settings.job.regions if home != region]
+        gone += [f"{region}: S3 bucket {b}" for b in wanted if b not in have]
+    return gone
+
+
+def verify(settings: Settings) -> None:
+    gone = missing(settings)
+    if gone:
+        raise ProvisionError(
+            f"the stacks from {INFRA} do not create what the properties name, or it was deleted or "
+            "renamed since:\n  " + "\n  ".join(gone) + "\nfix the template or the properties; a resource "
+            "deleted by hand, or renamed in a template (the emulator's stack update does not replace "
+            "it), comes back only in a fresh sandbox (`homeflow sandbox down`, then `homeflow sandbox up`)")
