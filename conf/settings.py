@@ -47,6 +47,11 @@ class LakeSettings:
     bucket_prefix: str  # bucket of home region R is f"{bucket_prefix}-{R}"
     namespace: str
     table_prefix: str  # table of home region R is f"{table_prefix}_{R with _}"
+    # Compaction inside the job (jobs/graph.py, Iceberg's Flink table maintenance): every
+    # compact_commits commits (0: never), at most once per compact_min_interval_ms.
+    compact_commits: int = 0
+    compact_min_interval_ms: int = 60_000
+    compact_target_bytes: int = 128 * 1024 * 1024
 
     def bucket(self, region: str) -> str:
         return f"{self.bucket_prefix}-{region}"
@@ -207,6 +212,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "bucket.prefix": (_name, "homeflow-lake"),
         "namespace": (_name, "homeflow"),
         "table.prefix": (_name, "events"),
+        # One small file per commit adds up (86,400 a day at 1 s checkpoints): rewrite them every
+        # N commits while the job runs (0: never; `homeflow maintain` still can).
+        "compact.commits": (_off_or_int(2, 1_000_000), 60),
+        "compact.min.interval.ms": (_int(1_000, 86_400_000), 60_000),
+        "compact.target.bytes": (_int(1024 * 1024, 2 * 1024 ** 3), 128 * 1024 * 1024),
     },
 }
 
@@ -272,7 +282,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],
                                s["forward.ordering"], s["forward.aggregate"] == "on"),
-        lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"]),
+        lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"],
+                          l["compact.commits"], l["compact.min.interval.ms"], l["compact.target.bytes"]),
     )
 
 

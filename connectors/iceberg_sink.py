@@ -100,3 +100,19 @@ def add_stats(ticks: DataStream, settings: Settings) -> None:
     jvm = get_gateway().jvm
     fn = jvm.dev.homeflow.flink.LakeStatsFunction(java_table_loader(settings, settings.job.region), SMALL_FILE_BYTES)
     ticks._j_data_stream.process(fn).uid("lake-stats").name("lake-stats").setParallelism(1)
+
+
+def add_maintenance(env, settings: Settings) -> None:
+    """Compaction of the home table inside the job (dev.homeflow.flink.LakeMaintenance, Iceberg's
+    Flink table maintenance), its lock an item of the read-pointer table."""
+    from connectors.read_pointer import POINTER_KEY, POINTER_TABLE
+    jvm = get_gateway().jvm
+    region, lake = settings.job.region, settings.lake
+    props = jvm.java.util.HashMap()
+    for k, v in catalog_properties(settings, region).items():
+        props.put(k, v)
+    lock = jvm.dev.homeflow.flink.DynamoDbTriggerLockFactory(
+        props, POINTER_TABLE, POINTER_KEY, f"{lake.namespace}.{lake.table_name(region)}")
+    jvm.dev.homeflow.flink.LakeMaintenance.append(
+        env._j_stream_execution_environment, java_table_loader(settings, region), lock, lake.compact_commits,
+        lake.compact_min_interval_ms, lake.compact_target_bytes, settings.job.parallelism)

@@ -58,6 +58,8 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
     homed, side = split_router_output(routed)
 
     iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
+    if settings.lake.compact_commits:
+        iceberg_sink.add_maintenance(env, settings)
     lake_ticks = env.from_source(_tick_source(job.lake_stats_interval_ms), no_wm, "lake-stats-ticks",
                                  type_info=Types.LONG()).uid("lake-stats-ticks").set_parallelism(1)
     iceberg_sink.add_stats(lake_ticks, settings)

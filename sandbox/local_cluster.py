@@ -13,9 +13,11 @@ from sandbox.paths import LOCAL_PROPERTIES
 from udfs.routing_table import RoutingTable
 
 
-def write_properties(path: Path, port: int, checkpoint_dir: Path | None = None, **job_overrides: str) -> Path:
+def write_properties(path: Path, port: int, checkpoint_dir: Path | None = None, lake: dict[str, str] | None = None,
+                     **job_overrides: str) -> Path:
     """The local properties, pointed at a sandbox on `port`, with fast checkpoints and, unless
-    given, checkpoints kept next to `path` (never the developer's .sandbox/)."""
+    given, checkpoints kept next to `path` (never the developer's .sandbox/). `lake` overrides keys
+    of homeflow.lake, `job_overrides` keys of homeflow.job."""
     doc = json.loads(LOCAL_PROPERTIES.read_text())
     ckpt = checkpoint_dir or path.parent / "checkpoints"
     for g in doc:
@@ -24,6 +26,8 @@ def write_properties(path: Path, port: int, checkpoint_dir: Path | None = None, 
         if g["PropertyGroupId"] == "homeflow.job":
             g["PropertyMap"].update({"checkpoint.interval.ms": "1000", "lake.stats.interval.ms": "2000",
                                      "checkpoint.dir": str(ckpt), **job_overrides})
+        if g["PropertyGroupId"] == "homeflow.lake":
+            g["PropertyMap"].update(lake or {})
     path.write_text(json.dumps(doc, indent=2))
     return path
 
@@ -40,10 +44,10 @@ def _with_key(properties: Path, path: Path, key: str) -> Path:
 class Sandbox:
     def __init__(self, root: Path, port: int, active: list[str], replicate: bool = True,
                  ddb_lag: float = services.DEFAULT_DDB_LAG_S, s3_lag: float = services.DEFAULT_S3_LAG_S,
-                 job_key: str | None = None, **job_overrides: str):
+                 job_key: str | None = None, lake: dict[str, str] | None = None, **job_overrides: str):
         self.root = root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)
-        self.properties = write_properties(root / "application_properties.json", port, **job_overrides)
+        self.properties = write_properties(root / "application_properties.json", port, lake=lake, **job_overrides)
         self.settings = load(self.properties)
         # job_key: each region's job signs with its own access key (f"{job_key}-{region}"), as a
         # deployed job signs with its region's role and an operator with their own credentials, so

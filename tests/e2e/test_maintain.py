@@ -47,7 +47,8 @@ def resume_line(sb, *extra) -> str:
 def test_maintenance_keeps_exactly_once_across_a_restore(tmp_path):
     # No read publisher: its lake view would pin the job's last commit against expiry (as it
     # should, connectors/maintenance.view_pins), and the control below expires exactly that.
-    sb = Sandbox(tmp_path, 4589, [REGION], **{"read.publish.interval.ms": "0"}).up()
+    # No compaction inside the job either: this test is about `homeflow maintain`.
+    sb = Sandbox(tmp_path, 4589, [REGION], lake={"compact.commits": "0"}, **{"read.publish.interval.ms": "0"}).up()
     ckpt = tmp_path / "ckpt"
     sent: list[str] = []
 

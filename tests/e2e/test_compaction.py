@@ -1,0 +1,126 @@
+"""Compaction inside the job (issue 10 item 6): with `homeflow.lake/compact.commits` set, Iceberg's
+Flink table maintenance in the regional job rewrites the home table's small files while the job
+commits once a second, taking its lock in DynamoDB (dev.homeflow.flink.DynamoDbTriggerLockFactory).
+
+Proves, with events flowing in small waves (one small file per commit):
+- the current snapshot's data files stay bounded: at most one per day partition from the last
+  rewrite plus the files committed after it, against one file per commit without compaction
+  (the control: the same table's appended files);
+- a kill right after a rewrite, and a restore from the latest checkpoint: every event_id is in
+  the lake exactly once (PyIceberg and DuckDB, an independent reader), and Iceberg's own committer
+  code still finds the last committed checkpoint through the rewrite snapshots;
+- the lock is released after each rewrite (the item is gone), and maintenance resumes after the
+  restore (a rewrite after it)."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from cli.produce import events, put
+from connectors import aws, duckdb_reader, lake, read_pointer
+from sandbox.jobrunner import start_job, wait_until
+from sandbox.local_cluster import Sandbox
+from sandbox.paths import ROOT
+from tests.conftest import latest_checkpoint
+
+pytestmark = pytest.mark.e2e
+REGION = "us-east-1"
+EVERY = 6  # compact.commits
+
+
+def _replaces(table) -> list:
+    return [s for s in sorted(table.metadata.snapshots, key=lambda s: s.sequence_number)
+            if s.summary and s.summary.operation.value == "replace"]
+
+
+def _appended_files(table) -> int:
+    return sum(int(s.summary.additional_properties.get("added-data-files", 0))
+               for s in table.metadata.snapshots if s.summary and s.summary.operation.value == "append")
+
+
+def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
+    sb = Sandbox(tmp_path, 4587, [REGION], replicate=False,
+                 lake={"compact.commits": str(EVERY), "compact.min.interval.ms": "3000"},
+                 **{"read.publish.interval.ms": "0"}).up()
+    ckpt = tmp_path / "ckpt"
+    sent: list[str] = []
+    stop = threading.Event()
+    lock_key = {"table": {"S": f"lock#maintenance#{'.'.join(lake.identifier(sb.settings, REGION))}"}}
+    ddb = aws.client("dynamodb", REGION, sb.settings.aws)
+
+    def produce() -> None:
+        wave = 0
+        while not stop.is_set():  # a wave a second: about one small file per commit
+            evs = list(events(REGION, 20, 8, seed=5000 + wave))
+            put(sb.settings, REGION, [(e.key, e.to_json().encode()) for e in evs])
+            sent.extend(e.event_id for e in evs)
+            wave += 1
+            time.sleep(1.0)
+
+    def table():
+        return lake.load_table(sb.settings, REGION)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    try:
+        args = ["--checkpoint-dir", ckpt.as_uri()]
+        job = start_job(REGION, sb.properties, tmp_path / "logs-0", extra_args=args)
+        sb.jobs.append(job)
+        wait_until(lambda: list(ckpt.glob("**/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
+        producer.start()
+        wait_until(lambda: _replaces(table()), 240, 1.0, [job], "a rewrite by the job's maintenance")
+        # the lock is given back after the rewrite
+        wait_until(lambda: "Item" not in ddb.get_item(TableName=read_pointer.POINTER_TABLE, Key=lock_key,
+                                                      ConsistentRead=True), 60, 0.5, [job], "the lock released")
+
+        # Kill right after a rewrite and a checkpoint: the restored committer walks through it.
+        first_rewrite = _replaces(table())[-1].snapshot_id
+        t = time.time()
+        wait_until(lambda: (latest_checkpoint(ckpt) / "_metadata").stat().st_mtime > t, 60, 0.5, [job],
+                   "a checkpoint after the rewrite")
+        job.stop(signal.SIGKILL)
+        job = start_job(REGION, sb.properties, tmp_path / "logs-1",
+                        extra_args=[*args, "--restore", latest_checkpoint(ckpt).as_uri()])
+        sb.jobs.append(job)
+        wait_until(lambda: _replaces(table())[-1].snapshot_id != first_rewrite, 240, 1.0, [job],
+                   "a rewrite after the restore")
+        stop.set()
+        producer.join(30)
+        ids = set(sent)
+        wait_until(lambda: ids <= set(sb.lake_ids(REGION)), 180, 1.0, [job], "every event committed")
+        time.sleep(4)  # more checkpoints: a repeated commit would have landed by now
+
+        rows = sb.lake_ids(REGION)
+        assert len(rows) == len(ids) == len(sent), f"{len(rows)} rows for {len(ids)} events ({len(sent)} sent)"
+        assert set(rows) == ids
+        t_now = table()
+        assert duckdb_reader.count_rows(sb.settings, REGION) == (len(ids), len(ids))
+
+        # Files in the current snapshot: the last rewrite's (one per day partition) plus what was
+        # committed after it, far fewer than one per commit.
+        snaps = sorted(t_now.metadata.snapshots, key=lambda s: s.sequence_number)
+        last = max(i for i, s in enumerate(snaps) if s.summary.operation.value == "replace")
+        after = sum(int(s.summary.additional_properties.get("added-data-files", 0)) for s in snaps[last + 1:])
+        live = len(list(t_now.scan().plan_files()))
+        days = len({repr(p.file.partition) for p in t_now.scan().plan_files()})
+        appended = _appended_files(t_now)
+        rewrites = len(_replaces(t_now))
+        print(f"\n{len(ids)} events, {appended} files appended in {len(snaps) - rewrites} commits, "
+              f"{rewrites} rewrites; current snapshot: {live} files ({after} since the last rewrite, {days} day(s))")
+        assert live <= days + after + EVERY, (live, days, after)
+        assert appended >= 3 * live, f"the control: without compaction there would be {appended} files, not {live}"
+
+        # Iceberg's committer code, as a restore runs it, finds the last committed checkpoint
+        # (the job stopped first: a running job keeps committing, empty commits included).
+        job.stop(signal.SIGKILL)
+        r = subprocess.run([sys.executable, "-m", "cli.main", "--properties", str(sb.properties), "lake", "resume",
+                            "--region", REGION], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        lines = [x for x in r.stdout.splitlines() if "Flink job" in x]
+        assert r.returncode == 0 and lines and all(x.endswith("ok") for x in lines), r.stdout + r.stderr
+    finally:
+        stop.set()
+        sb.down()
