@@ -215,7 +215,9 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("sandbox", help="start/stop/inspect the local AWS sandbox; lose/restore a region")
     sp.add_argument("action", choices=["up", "down", "status", "lose", "restore"],
-                    help="lose: make --region unreachable (every request signed for it gets 503); restore: undo")
+                    help="up: start the emulator and replication stand-ins and deploy infra/'s stacks through the "
+                         "emulator's CloudFormation; lose: make --region unreachable (every request signed for it "
+                         "gets 503); restore: undo")
     sp.add_argument("--region", help="lose/restore: the region")
     sp.add_argument("--ddb-lag", type=float, default=1.0,
                     help="up: seconds a DynamoDB global-table write takes to reach other regions (default: %(default)s)")

@@ -31,6 +31,9 @@ def test_local_properties_are_valid():
     ("homeflow.streams/forward", "homeflow-ingest", "must differ"),
     ("homeflow.job/paralelism", "2", "homeflow.job/paralelism: unknown property"),
     ("homeflow.jbo/region", "us-east-1", "homeflow.jbo: unknown property group"),
+    ("homeflow.lake/compact.commits", "1", "homeflow.lake/compact.commits: must be in 2..1000000, got 1 (or 0"),
+    ("homeflow.lake/compact.min.interval.ms", "10", "homeflow.lake/compact.min.interval.ms: must be in 1000.."),
+    ("homeflow.lake/compact.target.bytes", "1k", "homeflow.lake/compact.target.bytes: must be an integer"),
 ])
 def test_bad_property_is_named(path, value, needle):
     with pytest.raises(ConfigError) as e:
@@ -43,6 +46,14 @@ def test_read_publisher_can_be_turned_off():
     assert settings_from_groups(g).job.read_publish_interval_ms == 1000
     g["homeflow.job"]["read.publish.interval.ms"] = "0"
     assert settings_from_groups(g).job.read_publish_interval_ms == 0
+
+
+def test_compaction_is_on_by_default_and_can_be_turned_off():
+    g = groups()
+    s = settings_from_groups(g).lake
+    assert (s.compact_commits, s.compact_min_interval_ms, s.compact_target_bytes) == (60, 60_000, 128 * 1024 * 1024)
+    g.setdefault("homeflow.lake", {})["compact.commits"] = "0"
+    assert settings_from_groups(g).lake.compact_commits == 0
 
 
 def test_missing_required_property_is_named():
