@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
+from pyiceberg.manifest import ManifestEntryStatus
+from pyiceberg.table.snapshots import Operation
 
 from conf.settings import Settings
 from connectors import lake
@@ -40,16 +42,33 @@ class Row:
 
 
 def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list[Row]:
-    """Rows of `home`'s table with the time of the commit that added each: the live data files of
-    the current snapshot, each dated by the snapshot that added it (kept in its manifest entry,
-    also after manifests are merged; drills never compact)."""
+    """Rows of `home`'s table with the time of the commit that added each. The job compacts its
+    table as it runs (a rewrite is a `replace` snapshot that moves rows into new files), so a row
+    is dated by the append that first committed it: the files each append snapshot ADDED, found
+    in every manifest any snapshot lists (each read once) and read from those original files,
+    which stay until snapshots are expired (drills never expire). A rewrite keeps rows as they
+    were, so these are the current snapshot's rows; the total is checked against its summary."""
     t = lake.load_table(settings, home)
     snap = t.current_snapshot() if t is not None else None
     if snap is None:
         return []
     snaps = {s.snapshot_id: s for s in t.metadata.snapshots}
-    files = [(e.data_file.file_path, e.snapshot_id) for m in snap.manifests(t.io)
-             for e in m.fetch_manifest_entry(t.io, discard_deleted=True)]
+    manifests = {m.manifest_path: m for s in snaps.values() for m in s.manifests(t.io)}
+    files, records = [], 0
+    for m in manifests.values():
+        for e in m.fetch_manifest_entry(t.io, discard_deleted=True):
+            added_by = snaps.get(e.snapshot_id)
+            if e.status != ManifestEntryStatus.ADDED or (added_by and added_by.summary.operation == Operation.REPLACE):
+                continue
+            if added_by is None:
+                raise RuntimeError(f"{home}: data file {e.data_file.file_path} was added by an expired snapshot; "
+                                   "the audit needs every append snapshot")
+            files.append((e.data_file.file_path, e.snapshot_id))
+            records += e.data_file.record_count
+    total = int(lake.summary(snap).get("total-records", records))
+    if records != total:
+        raise RuntimeError(f"{home}: appends added {records} rows but the current snapshot holds {total} "
+                           "(rows deleted or rewritten otherwise than by compaction?)")
 
     def read(item):
         path, sid = item
