@@ -49,9 +49,9 @@ class LakeSettings:
     table_prefix: str  # table of home region R is f"{table_prefix}_{R with _}"
     # Compaction inside the job (jobs/graph.py, Iceberg's Flink table maintenance): every
     # compact_commits commits (0: never), at most once per compact_min_interval_ms.
-    compact_commits: int = 0
-    compact_min_interval_ms: int = 60_000
-    compact_target_bytes: int = 128 * 1024 * 1024
+    compact_commits: int
+    compact_min_interval_ms: int
+    compact_target_bytes: int
 
     def bucket(self, region: str) -> str:
         return f"{self.bucket_prefix}-{region}"

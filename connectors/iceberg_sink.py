@@ -36,19 +36,27 @@ def catalog_properties(settings: Settings, home_region: str) -> dict[str, str]:
     return props
 
 
-def java_catalog_loader(settings: Settings, home_region: str):
-    jvm = get_gateway().jvm
-    props = jvm.java.util.HashMap()
+def _java_catalog_properties(settings: Settings, home_region: str):
+    props = get_gateway().jvm.java.util.HashMap()
     for k, v in catalog_properties(settings, home_region).items():
         props.put(k, v)
+    return props
+
+
+def _table_name(settings: Settings, home_region: str) -> str:
+    return f"{settings.lake.namespace}.{settings.lake.table_name(home_region)}"
+
+
+def java_catalog_loader(settings: Settings, home_region: str):
+    jvm = get_gateway().jvm
     return jvm.org.apache.iceberg.flink.CatalogLoader.custom(
-        f"homeflow-{home_region}", props, jvm.org.apache.hadoop.conf.Configuration(), DYNAMODB_CATALOG)
+        f"homeflow-{home_region}", _java_catalog_properties(settings, home_region),
+        jvm.org.apache.hadoop.conf.Configuration(), DYNAMODB_CATALOG)
 
 
 def java_table_loader(settings: Settings, home_region: str):
     jvm = get_gateway().jvm
-    ident = jvm.org.apache.iceberg.catalog.TableIdentifier.parse(
-        f"{settings.lake.namespace}.{settings.lake.table_name(home_region)}")
+    ident = jvm.org.apache.iceberg.catalog.TableIdentifier.parse(_table_name(settings, home_region))
     return jvm.org.apache.iceberg.flink.TableLoader.fromCatalog(java_catalog_loader(settings, home_region), ident)
 
 
@@ -63,7 +71,7 @@ def java_table(settings: Settings, home_region: str):
             table = table_loader.loadTable()
         except Exception as e:  # py4j wraps NoSuchTableException
             raise RuntimeError(
-                f"Iceberg table {settings.lake.namespace}.{settings.lake.table_name(home_region)} is missing in "
+                f"Iceberg table {_table_name(settings, home_region)} is missing in "
                 f"catalog {settings.lake.catalog_table} ({home_region}); create it with `homeflow lake init`"
             ) from e
         yield table
@@ -108,11 +116,8 @@ def add_maintenance(env, settings: Settings) -> None:
     from connectors.read_pointer import POINTER_KEY, POINTER_TABLE
     jvm = get_gateway().jvm
     region, lake = settings.job.region, settings.lake
-    props = jvm.java.util.HashMap()
-    for k, v in catalog_properties(settings, region).items():
-        props.put(k, v)
     lock = jvm.dev.homeflow.flink.DynamoDbTriggerLockFactory(
-        props, POINTER_TABLE, POINTER_KEY, f"{lake.namespace}.{lake.table_name(region)}")
+        _java_catalog_properties(settings, region), POINTER_TABLE, POINTER_KEY, _table_name(settings, region))
     jvm.dev.homeflow.flink.LakeMaintenance.append(
         env._j_stream_execution_environment, java_table_loader(settings, region), lock, lake.compact_commits,
         lake.compact_min_interval_ms, lake.compact_target_bytes, settings.job.parallelism)
