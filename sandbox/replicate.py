@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -85,9 +86,17 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # a replication partition: each region keeps its own writes for now
             r.step()
         if args.stats and time.monotonic() - last > 2:
-            Path(args.stats).write_text(json.dumps(stats(reps)))
+            write_stats(Path(args.stats), stats(reps))
             last = time.monotonic()
         time.sleep(0.05)
+
+
+def write_stats(path: Path, doc: dict) -> None:
+    """Tests read the stats while replication runs: a reader must see the old document or the new
+    one, never a truncated file (write_text truncates first, and a CI run once read '' there)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
