@@ -152,6 +152,58 @@ def cmd_package(args) -> int:
     return 0
 
 
+def cmd_deploy(args) -> int:
+    from pathlib import Path
+    from cli import deploy
+    from connectors import aws
+    s = _settings(args)
+    region = args.region or s.job.region
+    name = args.application
+    kda = aws.client("kinesisanalyticsv2", region, s.aws)
+    if args.action in ("plan", "apply"):
+        zip_path = Path(args.zip) if args.zip else None
+        if zip_path is None:
+            from cli.package import build_zip
+            print("packaging the application zip (homeflow package) ...", flush=True)
+            zip_path = build_zip("dist/homeflow-managed-flink.zip")
+        elif not zip_path.exists():
+            raise SystemExit(f"error: --zip {zip_path}: no such file")
+        extra = {}
+        for kv in args.parameter or []:
+            k, sep, v = kv.partition("=")
+            if not sep or not k:
+                raise SystemExit(f"error: --parameter {kv}: expected KEY=VALUE")
+            extra[k] = v
+        if args.action == "plan":
+            for line in deploy.plan(s, region, zip_path, extra).lines(region):
+                print(line)
+        else:
+            deploy.apply(s, region, zip_path, out=lambda m: print(m, flush=True), timeout=args.timeout, extra=extra)
+    elif args.action == "app":
+        if args.verb == "start":
+            deploy.start(kda, name, args.restore, out=lambda m: print(m, flush=True), timeout=args.timeout)
+        elif args.verb == "stop":
+            deploy.stop(kda, name, args.force, out=lambda m: print(m, flush=True), timeout=args.timeout)
+        else:
+            for line in deploy.status_lines(kda, name):
+                print(line)
+    elif args.action == "snapshots":
+        if args.verb == "create":
+            snap = deploy.create_snapshot(kda, name, args.name or f"manual-{int(__import__('time').time())}")
+            print(f"snapshot {snap['SnapshotName']}: {snap['SnapshotStatus']} (version {snap['ApplicationVersionId']})")
+        elif args.verb == "delete":
+            if not args.name:
+                raise SystemExit("error: snapshots delete needs the snapshot's name")
+            deploy.delete_snapshot(kda, name, args.name)
+            print(f"snapshot {args.name}: deleted")
+        else:
+            for line in deploy.snapshot_lines(deploy.snapshots(kda, name)):
+                print(line)
+    else:  # rollback
+        deploy.rollback(kda, name, out=lambda m: print(m, flush=True), timeout=args.timeout)
+    return 0
+
+
 def cmd_cluster(args) -> int:
     from pathlib import Path
     from sandbox import flink_cluster
@@ -309,6 +361,42 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("package", help="build the Managed Flink application zip")
     sp.add_argument("--output", default="dist/homeflow-managed-flink.zip")
     sp.set_defaults(func=cmd_package)
+
+    sp = sub.add_parser("deploy", help="deploy a region to Managed Flink (on the sandbox: its stand-in), "
+                                       "start/stop it, snapshots, rollback",
+                        description="plan | apply | app start|stop|status | snapshots list|create|delete | rollback. "
+                                    "apply: package, upload the zip under its content hash, create or update the "
+                                    "region's stack (infra/region.yaml) and the application, and wait.")
+    dsub = sp.add_subparsers(dest="action", required=True)
+
+    def common(q, wait=True):
+        q.add_argument("--region", help="the region to deploy (default: the properties file's homeflow.job/region)")
+        q.add_argument("--application", default="homeflow", help="application name (default: %(default)s)")
+        if wait:
+            q.add_argument("--timeout", type=float, default=600, help="seconds to wait for a transition")
+        q.set_defaults(func=cmd_deploy)
+    for verb, text in (("plan", "what apply would change: code object, stack parameters, application"),
+                       ("apply", "package, upload, create/update the stack and the application, wait")):
+        q = dsub.add_parser(verb, help=text)
+        q.add_argument("--zip", help="deploy this zip instead of building one (homeflow package)")
+        q.add_argument("--parameter", action="append", metavar="KEY=VALUE",
+                       help="a stack parameter beyond those derived from the properties, e.g. ReplicationEnabled=true "
+                            "(repeatable)")
+        common(q)
+    q = dsub.add_parser("app", help="start | stop | status of the application")
+    q.add_argument("verb", choices=["start", "stop", "status"])
+    q.add_argument("--restore", default="latest", metavar="latest|none|SNAPSHOT",
+                   help="start: from the latest snapshot (default; none yet: without state), without state, "
+                        "or from the named snapshot")
+    q.add_argument("--force", action="store_true", help="stop: without a snapshot (the next start restores an "
+                                                        "older one)")
+    common(q)
+    q = dsub.add_parser("snapshots", help="list | create [--name N] | delete --name N")
+    q.add_argument("verb", choices=["list", "create", "delete"])
+    q.add_argument("--name", help="the snapshot's name (create: default manual-<epoch s>)")
+    common(q, wait=False)
+    q = dsub.add_parser("rollback", help="back to the previous version that ran, from the latest snapshot")
+    common(q)
 
     sp = sub.add_parser("cluster", help="a local standalone Flink cluster (JobManager + TaskManagers on loopback) "
                                         "from the PyFlink package; submit regional jobs to it as `flink run` does")

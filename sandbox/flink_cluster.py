@@ -50,14 +50,14 @@ def _site_packages() -> list[str]:
     return site.getsitepackages()
 
 
-def _env(d: Path, aws_env: dict[str, str] | None = None) -> dict[str, str]:
+def _env(d: Path, aws_env: dict[str, str] | None = None, code_on_path: bool = True) -> dict[str, str]:
     """The cluster processes' environment: our conf/lib/log/pid dirs, and for THREAD mode the
-    virtualenv's packages and our code on the embedded interpreter's path (jobs/ingest.py does the
-    same for a minicluster)."""
+    virtualenv's packages and (unless the job ships its own, as a Managed Flink zip does) our code
+    on the embedded interpreter's path (jobs/ingest.py does the same for a minicluster)."""
     env = dict(os.environ)
     env.update({"FLINK_CONF_DIR": str(d / "conf"), "FLINK_LIB_DIR": str(d / "lib"), "FLINK_LOG_DIR": str(d / "log"),
                 "FLINK_PID_DIR": str(d / "pid"),
-                "PYTHONPATH": os.pathsep.join([str(ROOT), *_site_packages()])})
+                "PYTHONPATH": os.pathsep.join([str(ROOT)] * code_on_path + _site_packages())})
     env.update(aws_env or {})
     return env
 
@@ -112,12 +112,12 @@ def running(spec: ClusterSpec) -> bool:
 
 
 def up(spec: ClusterSpec = ClusterSpec(), d: Path = CLUSTER_DIR, aws_env: dict[str, str] | None = None,
-       timeout: float = 120) -> dict:
+       timeout: float = 120, code_on_path: bool = True) -> dict:
     if running(spec):
         ov = flink_rest.call(spec.rest_port, "/overview")
         return ov
     _prepare(spec, d)
-    home, env = flink_home(), _env(d, aws_env)
+    home, env = flink_home(), _env(d, aws_env, code_on_path)
     subprocess.run(["bash", str(home / "bin" / "jobmanager.sh"), "start"], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for _ in range(spec.taskmanagers):

@@ -62,6 +62,22 @@ def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180, job: s
     raise FlinkRestError(f"stop-with-savepoint of {job} did not complete in {timeout:.0f}s")
 
 
+def savepoint(port: int, job: str, target_dir: str, timeout: float = 180) -> str:
+    """A savepoint of a running job that keeps running (a Managed Flink snapshot). Returns its
+    location."""
+    trigger = call(port, f"/jobs/{job}/savepoints", {"target-directory": target_dir, "cancel-job": False})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = call(port, f"/jobs/{job}/savepoints/{trigger['request-id']}")
+        if r["status"]["id"] == "COMPLETED":
+            op = r.get("operation", {})
+            if "location" in op:
+                return op["location"]
+            raise FlinkRestError(f"savepoint of {job} failed: {op.get('failure-cause', op)}")
+        time.sleep(0.5)
+    raise FlinkRestError(f"savepoint of {job} did not complete in {timeout:.0f}s")
+
+
 def _completed_savepoint(target_dir: str, job: str) -> str | None:
     """The newest completed savepoint of `job` under a local target directory, in Flink's form."""
     from pathlib import Path

@@ -71,13 +71,22 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m sandbox.moto_gate")
     p.add_argument("-H", "--host", default="127.0.0.1")
     p.add_argument("-p", "--port", type=int, default=4566)
+    p.add_argument("--managed-flink-dir", help="serve the kinesisanalyticsv2 stand-in (sandbox/managed_flink) "
+                   "with its state, code and Flink clusters here")
+    p.add_argument("--managed-flink-port", type=int,
+                   help="REST port of the first region's Flink cluster (+1 per region; default: port + 100)")
     args = p.parse_args(argv)
     import os
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     moto_fidelity.apply()
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, CallRecorder(RegionGate(moto_fidelity.serialized(app))), threaded=True,
+    app = moto_fidelity.serialized(DomainDispatcherApplication(create_backend_app))
+    if args.managed_flink_dir:
+        from pathlib import Path
+        from sandbox.managed_flink.service import ManagedFlinkService
+        app = ManagedFlinkService(app, Path(args.managed_flink_dir), f"http://{args.host}:{args.port}",
+                                  args.managed_flink_port or args.port + 100)
+    run_simple(args.host, args.port, CallRecorder(RegionGate(app)), threaded=True,
                request_handler=MotoRequestHandler)
 
 

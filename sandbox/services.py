@@ -46,10 +46,15 @@ def _endpoint(settings: Settings):
     return u
 
 
-def emulator(settings: Settings) -> Service:
+def emulator(settings: Settings, state_dir: Path = SANDBOX_DIR) -> Service:
     u = _endpoint(settings)
-    return Service("moto", [sys.executable, "-m", "sandbox.moto_gate", "-H", u.hostname, "-p", str(u.port)],
-                   "sandbox.moto_gate")
+    return Service("moto", [sys.executable, "-m", "sandbox.moto_gate", "-H", u.hostname, "-p", str(u.port),
+                            "--managed-flink-dir", str(managed_flink_dir(state_dir))], "sandbox.moto_gate")
+
+
+def managed_flink_dir(state_dir: Path = SANDBOX_DIR) -> Path:
+    """The Managed Flink stand-in's state: per region its Flink cluster, code and snapshots."""
+    return state_dir / "managed-flink"
 
 
 def replicator(settings: Settings, properties: Path, state_dir: Path, ddb_lag: float, s3_lag: float) -> Service:
@@ -99,7 +104,7 @@ def _spawn(svc: Service, state_dir: Path) -> int:
 def start(settings: Settings, state_dir: Path = SANDBOX_DIR, timeout_s: float = 60) -> bool:
     """Start the emulator if it is not running; True if this call started it (a fresh, empty AWS)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    svc = emulator(settings)
+    svc = emulator(settings, state_dir)
     pid = running_pid(svc, state_dir)
     fresh = False
     if pid is None and healthy(settings):
@@ -155,6 +160,12 @@ def stop(settings: Settings, state_dir: Path = SANDBOX_DIR) -> list[str]:
                 os.killpg(pid, signal.SIGKILL)
             stopped.append(f"{svc.name} (pid {pid})")
         _pidfile(svc.name, state_dir).unlink(missing_ok=True)
+    # The Managed Flink stand-in's clusters, should the emulator's exit not have stopped them.
+    from sandbox import flink_cluster
+    for pid_dir in sorted(managed_flink_dir(state_dir).glob("*/applications/*/cluster/pid")):
+        if any(p.read_text().strip() for p in pid_dir.glob("*.pid")):
+            stopped += [f"Managed Flink stand-in {pid_dir.parents[1].name}: pid {x}"
+                        for x in flink_cluster.kill(flink_cluster.ClusterSpec(), pid_dir.parent, timeout=0)]
     return stopped
 
 

@@ -11,7 +11,8 @@ a production deploy.
   deployed as stack `homeflow-global-standin` in every region its Replicas list. Replication
   between them is the sandbox's replicator (sandbox/replicate.py), another stand-in.
 - What the emulator accepts but does not create (it logs "No Moto CloudFormation support for
-  ..."): the Managed Flink application and its logging option (the local cluster runs the job),
+  ..."): the Managed Flink application (`homeflow deploy apply` creates it in the Managed Flink
+  stand-in, sandbox/managed_flink) and its logging option,
   CloudWatch alarms, the log stream, and the S3 bucket policies. `NOT_CREATED` names them; a
   test keeps that list true.
 
@@ -41,7 +42,9 @@ SOURCE_TAG = "homeflow:source"  # digest of the template and parameters a stack 
 # Resource types of the templates that the emulator's CloudFormation accepts without creating
 # anything, and what stands in for each in the sandbox.
 NOT_CREATED = {
-    "AWS::KinesisAnalyticsV2::Application": "the local Flink cluster / minicluster runs the job",
+    "AWS::KinesisAnalyticsV2::Application": "`homeflow deploy apply` creates it from the same resource definition "
+                                            "in the Managed Flink stand-in (sandbox/managed_flink), which runs it "
+                                            "on a local Flink cluster",
     "AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption": "the job logs to files under the run's logs/",
     "AWS::CloudWatch::Alarm": "none (the tests assert on the job's own metrics)",
     "AWS::Logs::LogStream": "none",
@@ -69,7 +72,8 @@ def _common_parameters(settings: Settings) -> dict[str, str]:
 
 def region_parameters(settings: Settings, region: str) -> dict[str, str]:
     """What a deployment passes to infra/region.yaml for `region` (scripts and the README use the
-    same names). The code bucket is named but not used: no Managed Flink application is created."""
+    same names). The code is `homeflow deploy apply`'s to set (cli/deploy.py); until then a name
+    that nothing reads (the emulator's CloudFormation creates no application)."""
     return {**_common_parameters(settings),
             "RemoteRegions": ",".join(r for r in settings.job.regions if r != region),
             "LakeBucketPrefix": settings.lake.bucket_prefix,
@@ -147,12 +151,21 @@ def _wait(cf, name: str, timeout_s: float = 120) -> dict:
         time.sleep(0.2)
 
 
+def _digest(body: str, params: dict[str, str]) -> str:
+    # The emulator echoes list parameters in its own spelling: what was deployed is kept as a tag.
+    return hashlib.sha256(json.dumps([body, sorted(params.items())]).encode()).hexdigest()[:16]
+
+
+def deployed_with(stack: dict, body: str, params: dict[str, str]) -> bool:
+    """Whether `stack` (a describe_stacks entry) was last deployed with this template and these parameters."""
+    return {t["Key"]: t["Value"] for t in stack.get("Tags", [])}.get(SOURCE_TAG) == _digest(body, params)
+
+
 def deploy(cf, name: str, body: str, params: dict[str, str], source: str) -> str | None:
     """Create the stack, or update it when the template or parameters changed. Returns what was
     done ("created"/"updated") or None when the stack was already this template."""
     want = sorted(params.items())
-    # The emulator echoes list parameters in its own spelling: what was deployed is kept as a tag.
-    digest = hashlib.sha256(json.dumps([body, want]).encode()).hexdigest()[:16]
+    digest = _digest(body, params)
     args = dict(StackName=name, TemplateBody=body, Capabilities=CAPABILITIES,
                 Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in want],
                 Tags=[{"Key": SOURCE_TAG, "Value": digest}])
@@ -161,7 +174,7 @@ def deploy(cf, name: str, body: str, params: dict[str, str], source: str) -> str
         if st is None:
             verb = "created"
             cf.create_stack(**args)
-        elif {t["Key"]: t["Value"] for t in st.get("Tags", [])}.get(SOURCE_TAG) == digest:
+        elif deployed_with(st, body, params):
             return None
         else:
             verb = "updated"
@@ -196,7 +209,12 @@ def provision(settings: Settings, region_template: Path = REGION_TEMPLATE,
                           f"{global_template.name} (stand-in)")
             if verb:
                 out.append(f"stack {GLOBAL_STANDIN_STACK} {verb} ({len(standin['Resources'])} tables)")
-        verb = deploy(cf, region_stack(region), region_body, region_parameters(settings, region), region_template.name)
+        params = region_parameters(settings, region)
+        st = _status(cf, region_stack(region))
+        if st is not None:  # keep the code a `homeflow deploy apply` put there
+            have = {p["ParameterKey"]: p["ParameterValue"] for p in st.get("Parameters", [])}
+            params.update({k: have[k] for k in ("CodeBucket", "CodeKey") if k in have})
+        verb = deploy(cf, region_stack(region), region_body, params, region_template.name)
         if verb:
             out.append(f"stack {region_stack(region)} {verb}")
     return made
