@@ -189,7 +189,8 @@ def cmd_deploy(args) -> int:
                 print(line)
     elif args.action == "snapshots":
         if args.verb == "create":
-            snap = deploy.create_snapshot(kda, name, args.name or f"manual-{int(__import__('time').time())}")
+            import time
+            snap = deploy.create_snapshot(kda, name, args.name or f"manual-{int(time.time())}")
             print(f"snapshot {snap['SnapshotName']}: {snap['SnapshotStatus']} (version {snap['ApplicationVersionId']})")
         elif args.verb == "delete":
             if not args.name:

@@ -41,15 +41,27 @@ def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180, job: s
     continues exactly where it stopped). Returns the savepoint's location."""
     job = job or running_job(port)
     trigger = call(port, f"/jobs/{job}/stop", {"targetDirectory": target_dir, "drain": False})["request-id"]
+    # A job on its own minicluster ends its process once the savepoint completed and the job
+    # finished, which can be before a poll sees COMPLETED. The savepoint is then on disk with its
+    # _metadata (written only at completion).
+    return _await_savepoint(port, job, trigger, timeout, "stop-with-savepoint",
+                            lambda: _completed_savepoint(target_dir, job))
+
+
+def savepoint(port: int, job: str, target_dir: str, timeout: float = 180) -> str:
+    """A savepoint of a running job that keeps running (a Managed Flink snapshot). Returns its
+    location."""
+    trigger = call(port, f"/jobs/{job}/savepoints", {"target-directory": target_dir, "cancel-job": False})
+    return _await_savepoint(port, job, trigger["request-id"], timeout, "savepoint")
+
+
+def _await_savepoint(port: int, job: str, trigger: str, timeout: float, what: str, when_gone=None) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             r = call(port, f"/jobs/{job}/savepoints/{trigger}")
         except FlinkRestError:
-            # A job on its own minicluster ends its process once the savepoint completed and the
-            # job finished, which can be before this poll sees COMPLETED. The savepoint is then
-            # on disk with its _metadata (written only at completion).
-            found = _completed_savepoint(target_dir, job)
+            found = when_gone() if when_gone else None
             if found is None:
                 raise
             return found
@@ -57,25 +69,9 @@ def stop_with_savepoint(port: int, target_dir: str, timeout: float = 180, job: s
             op = r.get("operation", {})
             if "location" in op:
                 return op["location"]
-            raise FlinkRestError(f"stop-with-savepoint of {job} failed: {op.get('failure-cause', op)}")
+            raise FlinkRestError(f"{what} of {job} failed: {op.get('failure-cause', op)}")
         time.sleep(0.5)
-    raise FlinkRestError(f"stop-with-savepoint of {job} did not complete in {timeout:.0f}s")
-
-
-def savepoint(port: int, job: str, target_dir: str, timeout: float = 180) -> str:
-    """A savepoint of a running job that keeps running (a Managed Flink snapshot). Returns its
-    location."""
-    trigger = call(port, f"/jobs/{job}/savepoints", {"target-directory": target_dir, "cancel-job": False})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = call(port, f"/jobs/{job}/savepoints/{trigger['request-id']}")
-        if r["status"]["id"] == "COMPLETED":
-            op = r.get("operation", {})
-            if "location" in op:
-                return op["location"]
-            raise FlinkRestError(f"savepoint of {job} failed: {op.get('failure-cause', op)}")
-        time.sleep(0.5)
-    raise FlinkRestError(f"savepoint of {job} did not complete in {timeout:.0f}s")
+    raise FlinkRestError(f"{what} of {job} did not complete in {timeout:.0f}s")
 
 
 def _completed_savepoint(target_dir: str, job: str) -> str | None:

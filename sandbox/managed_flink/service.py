@@ -19,7 +19,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox.managed_flink.model import ApiError, Application, Operation, Snapshot, new_application
+from sandbox.managed_flink.model import ApiError, Application, Operation, Snapshot, describe_config, new_application
 from sandbox.managed_flink.runner import RegionRunner, RunError
 from sandbox.moto_gate import request_region
 
@@ -83,7 +83,6 @@ class RegionPlane:
         if v not in a.versions:
             raise ApiError("ResourceNotFoundException", f"version {v} of application {a.name} does not exist")
         detail = a.detail()
-        from sandbox.managed_flink.model import describe_config
         detail.update({"ApplicationVersionId": v, "ApplicationConfigurationDescription":
                        describe_config(a.versions[v], a.restore)})
         return {"ApplicationVersionDetail": detail}
@@ -143,14 +142,7 @@ class RegionPlane:
         snap = a.add_snapshot(req.get("SnapshotName", ""))
         job = a.job_id
 
-        def work():
-            try:
-                snap.location = self.runner.savepoint(a, job, stop=False)
-                snap.status = "READY"
-            except RunError:
-                snap.status = "FAILED"
-                raise
-        self.worker.submit(self._guard, a, None, work, None)
+        self.worker.submit(self._guard, a, None, lambda: self._take(a, snap, job, stop=False), None)
         return {}
 
     def op_ListApplicationSnapshots(self, req):
@@ -213,16 +205,18 @@ class RegionPlane:
         if job is None:
             return
         if snapshot:
-            snap = a.auto_snapshot(a.ran[-1] if a.ran else a.version_id)
-            try:
-                snap.location = self.runner.savepoint(a, job, stop=True)
-                snap.status = "READY"
-            except RunError:
-                snap.status = "FAILED"
-                raise
+            self._take(a, a.auto_snapshot(a.ran[-1] if a.ran else a.version_id), job, stop=True)
         else:
             self.runner.cancel(a, job)
         a.job_id = None
+
+    def _take(self, a: Application, snap: Snapshot, job: str, stop: bool) -> None:
+        try:
+            snap.location = self.runner.savepoint(a, job, stop)
+            snap.status = "READY"
+        except RunError:
+            snap.status = "FAILED"
+            raise
 
     def _relaunch(self, a: Application) -> None:
         """An update or rollback of a running application: snapshot and stop the running job,

@@ -12,6 +12,7 @@ import zipfile
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from cli.main import main
@@ -198,7 +199,7 @@ def test_unknown_operations_and_bad_calls_are_the_services_errors(tmp_path):
         services.lose(sb.settings, REGION)
         slow = boto3.client("kinesisanalyticsv2", region_name=REGION, endpoint_url=sb.settings.aws.endpoint,
                             aws_access_key_id="test", aws_secret_access_key="test",
-                            config=__import__("botocore.config").config.Config(retries={"max_attempts": 1}))
+                            config=Config(retries={"max_attempts": 1}))
         with pytest.raises(ClientError) as e:
             slow.list_applications()
         assert e.value.response["Error"]["Code"] == "ServiceUnavailableException"
