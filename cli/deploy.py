@@ -16,7 +16,6 @@ not by this command (README, Deploy to AWS).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,8 @@ from conf.settings import Settings
 from connectors import aws
 from sandbox import stacks
 from sandbox.cfn_template import Template, load_template
+from sandbox.managed_flink.model import TRANSIENT  # the API's transient statuses
 
-TRANSIENT = {"STARTING", "STOPPING", "UPDATING", "ROLLING_BACK", "FORCE_STOPPING", "AUTOSCALING", "DELETING"}
 
 
 class DeployError(SystemExit):
@@ -181,12 +180,9 @@ def _exists(s3, bucket: str, key: str) -> bool:
         return False
 
 
-def _stack(cf, name: str) -> dict | None:
-    return stacks._status(cf, name)
-
-
-def _app_name(params: dict[str, str]) -> str:
-    return params.get("ApplicationName", "homeflow")
+def _role_arn(stack: dict | None) -> str | None:
+    """The execution role the stack made (its ApplicationRoleArn output)."""
+    return {o["OutputKey"]: o["OutputValue"] for o in (stack or {}).get("Outputs", [])}.get("ApplicationRoleArn")
 
 
 def describe(kda, name: str) -> dict | None:
@@ -203,7 +199,7 @@ def plan(settings: Settings, region: str, zip_path: Path, extra: dict[str, str] 
     params = stack_parameters(settings, region, code, extra)
     s3, cf = aws.client("s3", region, settings.aws), aws.client("cloudformation", region, settings.aws)
     kda = aws.client("kinesisanalyticsv2", region, settings.aws)
-    st = _stack(cf, stacks.region_stack(region))
+    st = stacks.status(cf, stacks.region_stack(region))
     if st is None:
         stack, stack_changes = "create", []
     else:
@@ -215,9 +211,8 @@ def plan(settings: Settings, region: str, zip_path: Path, extra: dict[str, str] 
                          if norm(have.get(k)) != norm(v)]
         stack = "update" if stack_changes or not stacks.deployed_with(st, stacks.REGION_TEMPLATE.read_text(),
                                                                       params) else "unchanged"
-    detail = describe(kda, _app_name(params))
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in (st or {}).get("Outputs", [])}
-    want = desired_application(settings, region, params, outputs.get("ApplicationRoleArn"), kda)
+    want = desired_application(settings, region, params, _role_arn(st), kda)
+    detail = describe(kda, want["ApplicationName"])
     if detail is None:
         app, app_changes = "create", [f"code {code.key}, version 1, status READY"]
     else:
@@ -257,9 +252,8 @@ def apply(settings: Settings, region: str, zip_path: Path, out=print, timeout: f
         raise DeployError(str(e)) from None
     out(f"[2/3] stack {stacks.region_stack(region)}: {verb or 'unchanged'}"
         + (f" in {time.monotonic() - t0:.1f}s" if verb else ""))
-    st = _stack(cf, stacks.region_stack(region))
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in st.get("Outputs", [])}
-    want = desired_application(settings, region, params, outputs.get("ApplicationRoleArn"), kda)
+    role = _role_arn(stacks.status(cf, stacks.region_stack(region)))
+    want = desired_application(settings, region, params, role, kda)
     detail = describe(kda, want["ApplicationName"])
     if detail is None:
         # On AWS the stack created it; the sandbox's CloudFormation cannot, so create it from the
@@ -388,6 +382,3 @@ def snapshot_lines(rows: list[dict]) -> list[str]:
     return [f"{s['SnapshotName']:40} {s['SnapshotStatus']:9} version {s['ApplicationVersionId']:<3} "
             f"{s['SnapshotCreationTimestamp']:%Y-%m-%d %H:%M:%S}" for s in rows] or ["no snapshots"]
 
-
-def as_json(d: dict) -> str:
-    return json.dumps(d, indent=2, default=str)

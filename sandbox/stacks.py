@@ -131,7 +131,7 @@ def _names(node) -> set[str]:
     return set()
 
 
-def _status(cf, name: str) -> dict | None:
+def status(cf, name: str) -> dict | None:
     try:
         return cf.describe_stacks(StackName=name)["Stacks"][0]
     except ClientError as e:
@@ -143,7 +143,7 @@ def _status(cf, name: str) -> dict | None:
 def _wait(cf, name: str, timeout_s: float = 120) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
-        st = _status(cf, name)
+        st = status(cf, name)
         if st and not st["StackStatus"].endswith("_IN_PROGRESS"):
             return st
         if time.monotonic() > deadline:
@@ -169,7 +169,7 @@ def deploy(cf, name: str, body: str, params: dict[str, str], source: str) -> str
     args = dict(StackName=name, TemplateBody=body, Capabilities=CAPABILITIES,
                 Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in want],
                 Tags=[{"Key": SOURCE_TAG, "Value": digest}])
-    st = _status(cf, name)
+    st = status(cf, name)
     try:
         if st is None:
             verb = "created"
@@ -210,7 +210,7 @@ def provision(settings: Settings, region_template: Path = REGION_TEMPLATE,
             if verb:
                 out.append(f"stack {GLOBAL_STANDIN_STACK} {verb} ({len(standin['Resources'])} tables)")
         params = region_parameters(settings, region)
-        st = _status(cf, region_stack(region))
+        st = status(cf, region_stack(region))
         if st is not None:  # keep the code a `homeflow deploy apply` put there
             have = {p["ParameterKey"]: p["ParameterValue"] for p in st.get("Parameters", [])}
             params.update({k: have[k] for k in ("CodeBucket", "CodeKey") if k in have})

@@ -19,12 +19,12 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sandbox.api_calls import DEFAULT_ACCOUNT
 from sandbox.managed_flink.model import ApiError, Application, Operation, Snapshot, describe_config, new_application
 from sandbox.managed_flink.runner import RegionRunner, RunError
 from sandbox.moto_gate import request_region
 
 TARGET_PREFIX = "KinesisAnalytics_20180523."
-DEFAULT_ACCOUNT = "123456789012"
 log = logging.getLogger("homeflow.managed_flink")
 
 
