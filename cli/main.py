@@ -24,7 +24,7 @@ def cmd_sandbox(args) -> int:
     s = _settings(args)
     if args.action == "up":
         made = services.up(s, Path(args.properties), replicate=not args.no_replication,
-                           ddb_lag=args.ddb_lag, s3_lag=args.s3_lag)
+                           ddb_lag=args.ddb_lag, s3_lag=args.s3_lag, kinesis=args.kinesis)
         for region, items in made.items():
             print(f"{region}: " + (", ".join(items) if items else "all resources present"))
         print(f"sandbox up: {s.aws.endpoint} serving {', '.join(s.job.regions)}")
@@ -277,6 +277,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--s3-lag", type=float, default=2.0,
                     help="up: seconds S3 cross-region replication takes (default: %(default)s)")
     sp.add_argument("--no-replication", action="store_true", help="up: do not start the replication stand-ins")
+    sp.add_argument("--kinesis", choices=["moto", "kinesis-mock"], default="moto",
+                    help="up: which emulator serves Kinesis behind the endpoint; kinesis-mock (port + 50) reshards "
+                         "faithfully (SplitShard, MergeShards, UpdateShardCount), moto does not (default: %(default)s)")
     sp.set_defaults(func=cmd_sandbox)
 
     sp = sub.add_parser("produce", help="write envelope records to a region's ingest stream")
@@ -415,9 +418,10 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("drill", help="failover drill on its own sandbox under sequenced traffic; writes "
                                       "report.json and report.html and prints a verdict (exit 1 if it fails)")
-    sp.add_argument("scenario", choices=["move-keys", "region-loss", "upgrade"],
+    sp.add_argument("scenario", choices=["move-keys", "region-loss", "upgrade", "reshard"],
                     help="move-keys: planned moves back and forth; region-loss: kill + unreachable, remap, "
-                         "return, failback; upgrade: stop with savepoint, restart with parallelism 1->2->1")
+                         "return, failback; upgrade: stop with savepoint, restart with parallelism 1->2->1; "
+                         "reshard: split, then merge, a shard of every ingest and forward stream (on kinesis-mock)")
     sp.add_argument("--backend", choices=["minicluster", "cluster"], default="minicluster",
                     help="minicluster: one job process per region; cluster: a local standalone Flink cluster")
     sp.add_argument("--no-handoff", action="store_true",

@@ -39,6 +39,12 @@ class Row:
     hops: int
     commit_ms: int
     commit_seq: int
+    source: str = ""  # stream/shard/sequence the home read it from
+
+    @property
+    def shard(self) -> str:
+        parts = self.source.rsplit("/", 2)
+        return parts[-2] if len(parts) == 3 else ""
 
 
 def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list[Row]:
@@ -84,7 +90,7 @@ def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list
                     continue
                 out.append(Row(r["event_id"], r["key"], r["origin"], int(p.get("seq", 0)), r["epoch"],
                                r["routed_at"] or 0, r["held_ms"] or 0, r["unordered"], r["home_region"],
-                               r["hops"], added.timestamp_ms, added.sequence_number))
+                               r["hops"], added.timestamp_ms, added.sequence_number, r["source"] or ""))
     return out
 
 

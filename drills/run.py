@@ -59,6 +59,7 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
     say(f"[1/6] sandbox on 127.0.0.1:{opts.port} (DynamoDB lag {opts.ddb_lag}s, S3 lag {opts.s3_lag}s), "
         f"hand-off {opts.handoff}")
     sb = Sandbox(out / "world", opts.port, list(opts.regions), ddb_lag=opts.ddb_lag, s3_lag=opts.s3_lag,
+                 kinesis="kinesis-mock" if opts.scenario == "reshard" else "moto",
                  **{"handoff": opts.handoff, "table.wait.ms": "20000", "handoff.timeout.ms": "20000"}).up()
     backend = None
     traffic = None
@@ -84,6 +85,8 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
             figures = scenarios.move_keys(d, flips=opts.flips, **opts.extra)
         elif opts.scenario == "region-loss":
             figures = scenarios.region_loss(d, **opts.extra)
+        elif opts.scenario == "reshard":
+            figures = scenarios.reshard(d, **opts.extra)
         else:
             figures = scenarios.upgrade(d, **opts.extra)
         traffic.stop()
@@ -202,6 +205,13 @@ def _scenario_figures(scenario: str, f: dict, a: audit_mod.Audit, d: scenarios.D
     else:
         out["pauses_ms"] = []
         out["non_moving_max_held_ms"] = max((r.held_ms for r in rows), default=0)
+    if scenario == "reshard":
+        # Evidence that the jobs read the children: committed rows per (region, stream, op) whose
+        # source shard is one of the operation's children.
+        out["rows_from_children"] = [
+            {**op, "rows": sum(1 for r in rows if r.home == op["region"] and r.shard in op["children"]
+                               and f"/{op['stream']}/" in f"/{r.source}")}
+            for op in f["reshards"]]
     p = out.get("pauses_ms") or []
     out["pause_p50_ms"] = audit_mod.percentile(p, 50)
     out["pause_p99_ms"] = audit_mod.percentile(p, 99)
@@ -232,6 +242,11 @@ def _verdict(opts: DrillOptions, rep: dict) -> list[dict]:
     if opts.scenario in ("move-keys", "upgrade"):
         check("per-key inversions", au["inversions"], 0, au["inversions"] == 0)
         check("rows marked late", au["stranded"], 0, au["stranded"] == 0)
+    if opts.scenario == "reshard":
+        check("per-key inversions", au["inversions"], 0, au["inversions"] == 0)
+        for op in rep["rows_from_children"]:
+            check(f"rows read from the children of the {op['op']} ({op['region']} {op['stream']})", op["rows"], "> 0",
+                  op["rows"] > 0)
     if opts.scenario == "move-keys":
         check("flips (each way)", len(rep["scenario_figures"]["flips"]) // 2, opts.flips,
               len(rep["scenario_figures"]["flips"]) >= 2 * opts.flips)

@@ -10,6 +10,9 @@ driver (drills/run.py) audits the lake and writes the report.
   restores its last checkpoint and drains its backlog (marked stranded) while still DOWN; then
   failback as a planned move.
 * upgrade: A is stopped with a savepoint and restarted from it with parallelism 1 -> 2 -> 1.
+* reshard: on kinesis-mock (the sandbox's Kinesis that reshards), the first open shard of every
+  region's ingest and forward streams is split in two, then the two children are merged back
+  into one, while both jobs read and write those streams.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from sandbox import services
 from sandbox.jobrunner import wait_until
 from sandbox.local_cluster import Sandbox
 
-SCENARIOS = ("move-keys", "region-loss", "upgrade")
+SCENARIOS = ("move-keys", "region-loss", "upgrade", "reshard")
 
 
 @dataclass
@@ -176,3 +179,59 @@ def upgrade(d: Drill, dwell_s: float = 8.0, parallelisms: tuple[int, ...] = (2, 
                       "restart_s": round(t_running - t_stopped, 1)})
         d.dwell(dwell_s)
     return {"region": a, "steps": steps}
+
+
+def _open_shards(kin, stream: str) -> list[dict]:
+    shards = kin.list_shards(StreamName=stream)["Shards"]
+    return [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]
+            or s["SequenceNumberRange"]["EndingSequenceNumber"] in (None, "")]
+
+
+def _await_active(kin, stream: str, timeout: float = 60) -> None:
+    wait_until(lambda: kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+               == "ACTIVE", timeout, 0.2, what=f"{stream} ACTIVE after resharding")
+
+
+def reshard(d: Drill, dwell_s: float = 8.0) -> dict:
+    """Split, then merge back, a shard of each region's ingest and forward streams under traffic.
+    A split closes the parent and opens two children over its hash range; a merge closes two
+    adjacent shards and opens one child with both as parents. A key's records before the
+    operation are in a parent, after it in a child: reading a child before its parent is
+    drained would reorder the key."""
+    from connectors import aws
+    from sandbox import kinesis_mock
+    settings = d.sb.settings
+    if kinesis_mock.backend(settings) != "kinesis-mock":
+        raise RuntimeError("the reshard drill needs the sandbox's Kinesis to be kinesis-mock (moto does not reshard)")
+    streams = (settings.streams.ingest, settings.streams.forward)
+    ops: list[dict] = []
+    split_children: dict[tuple[str, str], list[str]] = {}
+    for region in d.regions:
+        kin = aws.client("kinesis", region, settings.aws)
+        for stream in streams:
+            parent = min(_open_shards(kin, stream), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+            lo, hi = int(parent["HashKeyRange"]["StartingHashKey"]), int(parent["HashKeyRange"]["EndingHashKey"])
+            before = {s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]}
+            kin.split_shard(StreamName=stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
+            d.mark("reshard", region=region, stream=stream, op="split", shard=parent["ShardId"])
+            _await_active(kin, stream)
+            children = sorted(s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]
+                              if s["ShardId"] not in before)
+            split_children[(region, stream)] = children
+            ops.append({"region": region, "stream": stream, "op": "split", "parents": [parent["ShardId"]],
+                        "children": children})
+            d.say(f"  {region} {stream}: split {parent['ShardId']} into {', '.join(children)}")
+    d.dwell(dwell_s)
+    for region in d.regions:
+        kin = aws.client("kinesis", region, settings.aws)
+        for stream in streams:
+            a, b = split_children[(region, stream)]
+            before = {s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]}
+            kin.merge_shards(StreamName=stream, ShardToMerge=a, AdjacentShardToMerge=b)
+            d.mark("reshard", region=region, stream=stream, op="merge", shard=a)
+            _await_active(kin, stream)
+            child = sorted(s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"] if s["ShardId"] not in before)
+            ops.append({"region": region, "stream": stream, "op": "merge", "parents": [a, b], "children": child})
+            d.say(f"  {region} {stream}: merged {a} and {b} into {', '.join(child)}")
+    d.dwell(dwell_s)
+    return {"reshards": ops}

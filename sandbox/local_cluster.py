@@ -44,7 +44,8 @@ def _with_key(properties: Path, path: Path, key: str) -> Path:
 class Sandbox:
     def __init__(self, root: Path, port: int, active: list[str], replicate: bool = True,
                  ddb_lag: float = services.DEFAULT_DDB_LAG_S, s3_lag: float = services.DEFAULT_S3_LAG_S,
-                 job_key: str | None = None, lake: dict[str, str] | None = None, **job_overrides: str):
+                 job_key: str | None = None, lake: dict[str, str] | None = None, kinesis: str = "moto",
+                 **job_overrides: str):
         self.root = root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         self.properties = write_properties(root / "application_properties.json", port, lake=lake, **job_overrides)
@@ -56,10 +57,12 @@ class Sandbox:
         self.state = root / "sandbox"
         self.active = active
         self.replicate, self.ddb_lag, self.s3_lag = replicate, ddb_lag, s3_lag
+        self.kinesis = kinesis  # "kinesis-mock": Kinesis that reshards (sandbox/kinesis_mock.py)
         self.jobs = []
 
     def up(self):
-        services.up(self.settings, self.properties, self.state, self.replicate, self.ddb_lag, self.s3_lag)
+        services.up(self.settings, self.properties, self.state, self.replicate, self.ddb_lag, self.s3_lag,
+                    kinesis=self.kinesis)
         if self.replicate:  # the replicator copies the first table everywhere; wait for it
             routing_control.wait_replicated(self.settings, 1)
         states = {r: ("ACTIVE" if r in self.active else "DOWN") for r in self.settings.job.regions}

@@ -7,6 +7,8 @@ A request's region comes from its SigV4 credential scope (`Credential=<key>/<dat
 `POST /homeflow/gate {"down": ["us-east-1"]}` takes regions down (every request signed for them
 then gets HTTP 503 ServiceUnavailable, which SDKs retry); `{"down": []}` brings them back;
 `GET /homeflow/gate` shows the state. The gate is a WSGI layer in moto's own process: no proxy hop.
+With `--kinesis-upstream URL`, Kinesis requests are passed on to kinesis-mock instead of moto
+(sandbox/kinesis_mock.py): the one proxy hop, for the resharding test.
 """
 from __future__ import annotations
 
@@ -61,6 +63,56 @@ class RegionGate:
         return [body]
 
 
+class KinesisUpstream:
+    """Kinesis API requests (`X-Amz-Target: Kinesis_20131202.*`) go to another Kinesis emulator
+    (kinesis-mock, sandbox/kinesis_mock.py); everything else, and Kinesis requests carrying
+    `X-Homeflow-Backend: moto`, to moto. `GET /homeflow/kinesis` names the backend."""
+
+    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+    def __init__(self, app, upstream: str):
+        from urllib.parse import urlparse
+        self.app = app
+        u = urlparse(upstream)
+        self.host, self.port = u.hostname, u.port
+        self.local = threading.local()  # one keep-alive connection per server thread
+
+    def __call__(self, environ, start_response):
+        from sandbox.kinesis_mock import MOTO_HEADER, STATUS_PATH
+        if environ.get("PATH_INFO") == STATUS_PATH:
+            body = json.dumps({"backend": "kinesis-mock", "upstream": f"http://{self.host}:{self.port}"}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if (not environ.get("HTTP_X_AMZ_TARGET", "").startswith("Kinesis_20131202.")
+                or environ.get("HTTP_" + MOTO_HEADER.upper().replace("-", "_")) == "moto"):
+            return self.app(environ, start_response)
+        n = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(n) if n else b""
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        headers["Content-Type"] = environ.get("CONTENT_TYPE", "application/x-amz-json-1.1")
+        headers["Content-Length"] = str(len(body))
+        status, reason, out_headers, data = self._forward(environ.get("PATH_INFO") or "/", body, headers)
+        out = [(k, v) for k, v in out_headers if k.lower() not in self.HOP_BY_HOP]
+        start_response(f"{status} {reason}", out + [("Content-Length", str(len(data)))])
+        return [data]
+
+    def _forward(self, path, body, headers):
+        import http.client
+        for attempt in (1, 2):  # a kept-alive connection the upstream closed: reconnect once
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            try:
+                conn.request("POST", path, body, headers)
+                r = conn.getresponse()
+                return r.status, r.reason, r.getheaders(), r.read()
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -75,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
                    "with its state, code and Flink clusters here")
     p.add_argument("--managed-flink-port", type=int,
                    help="REST port of the first region's Flink cluster (+1 per region; default: port + 100)")
+    p.add_argument("--kinesis-upstream", help="send Kinesis API requests to this Kinesis emulator "
+                   "(kinesis-mock, for resharding) instead of moto's")
     args = p.parse_args(argv)
     import os
     os.environ.setdefault("MOTO_PORT", str(args.port))
@@ -86,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         from sandbox.managed_flink.service import ManagedFlinkService
         app = ManagedFlinkService(app, Path(args.managed_flink_dir), f"http://{args.host}:{args.port}",
                                   args.managed_flink_port or args.port + 100)
+    if args.kinesis_upstream:
+        app = KinesisUpstream(app, args.kinesis_upstream)
     run_simple(args.host, args.port, CallRecorder(RegionGate(app)), threaded=True,
                request_handler=MotoRequestHandler)
 

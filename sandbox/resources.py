@@ -6,12 +6,14 @@ from __future__ import annotations
 from conf.settings import Settings
 from connectors import lake
 from connectors.routing_store import RoutingStore
-from sandbox import stacks
+from sandbox import kinesis_mock, stacks
 from udfs.routing_table import default_table
 
 
 def create_resources(settings: Settings) -> dict[str, list[str]]:
     made = stacks.provision(settings)
+    for region, lines in kinesis_mock.mirror_streams(settings).items():  # no-op unless kinesis-mock
+        made[region] += lines
     stacks.verify(settings)
     for region in settings.job.regions:
         out = made[region]

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from conf.settings import Settings
+from sandbox import kinesis_mock
 from sandbox.paths import SANDBOX_DIR
 from sandbox.resources import create_resources  # noqa: F401  (part of this module's interface)
 
@@ -35,6 +36,8 @@ class Service:
     name: str
     argv: list[str]
     marker: str  # a word of its command line, to recognise our own process behind a pid
+    cwd: Path | None = None  # default: the repository
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def _endpoint(settings: Settings):
@@ -46,10 +49,13 @@ def _endpoint(settings: Settings):
     return u
 
 
-def emulator(settings: Settings, state_dir: Path = SANDBOX_DIR) -> Service:
+def emulator(settings: Settings, state_dir: Path = SANDBOX_DIR, kinesis: str = "moto") -> Service:
     u = _endpoint(settings)
-    return Service("moto", [sys.executable, "-m", "sandbox.moto_gate", "-H", u.hostname, "-p", str(u.port),
-                            "--managed-flink-dir", str(managed_flink_dir(state_dir))], "sandbox.moto_gate")
+    argv = [sys.executable, "-m", "sandbox.moto_gate", "-H", u.hostname, "-p", str(u.port),
+            "--managed-flink-dir", str(managed_flink_dir(state_dir))]
+    if kinesis == "kinesis-mock":
+        argv += ["--kinesis-upstream", kinesis_mock.url(settings)]
+    return Service("moto", argv, "sandbox.moto_gate")
 
 
 def managed_flink_dir(state_dir: Path = SANDBOX_DIR) -> Path:
@@ -94,22 +100,31 @@ def running_pid(svc: Service, state_dir: Path = SANDBOX_DIR) -> int | None:
 def _spawn(svc: Service, state_dir: Path) -> int:
     log = open(state_dir / f"{svc.name}.log", "ab")
     root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+               **dict(svc.env))
     p = subprocess.Popen(svc.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True, cwd=root, env=env)
+                         start_new_session=True, cwd=svc.cwd or root, env=env)
     _pidfile(svc.name, state_dir).write_text(str(p.pid))
     return p.pid
 
 
-def start(settings: Settings, state_dir: Path = SANDBOX_DIR, timeout_s: float = 60) -> bool:
-    """Start the emulator if it is not running; True if this call started it (a fresh, empty AWS)."""
+def start(settings: Settings, state_dir: Path = SANDBOX_DIR, timeout_s: float = 60, kinesis: str = "moto") -> bool:
+    """Start the emulator if it is not running; True if this call started it (a fresh, empty AWS).
+    kinesis="kinesis-mock" serves Kinesis from kinesis-mock (resharding) behind the same endpoint."""
+    if kinesis not in kinesis_mock.BACKENDS:
+        raise SystemExit(f"unknown Kinesis backend {kinesis!r}: one of {', '.join(kinesis_mock.BACKENDS)}")
     state_dir.mkdir(parents=True, exist_ok=True)
-    svc = emulator(settings, state_dir)
+    svc = emulator(settings, state_dir, kinesis)
     pid = running_pid(svc, state_dir)
     fresh = False
     if pid is None and healthy(settings):
         raise SystemExit(f"{settings.aws.endpoint} already answers but was not started by this sandbox; "
                          "stop that process or change homeflow.aws/endpoint")
+    if pid is not None and kinesis_mock.backend(settings) != kinesis:
+        raise SystemExit(f"the sandbox on {settings.aws.endpoint} serves Kinesis from "
+                         f"{kinesis_mock.backend(settings)}, not {kinesis}: stop it first (homeflow sandbox down)")
+    if pid is None and kinesis == "kinesis-mock":
+        _start_kinesis_mock(settings, state_dir, timeout_s)
     if pid is None:
         pid = _spawn(svc, state_dir)
         fresh = True
@@ -122,6 +137,21 @@ def start(settings: Settings, state_dir: Path = SANDBOX_DIR, timeout_s: float = 
     return fresh
 
 
+def _start_kinesis_mock(settings: Settings, state_dir: Path, timeout_s: float) -> None:
+    svc = kinesis_mock.service(settings)
+    if running_pid(svc, state_dir) is None:
+        if kinesis_mock.healthy(settings):
+            raise SystemExit(f"port {kinesis_mock.port(settings)} (kinesis-mock) already answers but was not "
+                             "started by this sandbox")
+        pid = _spawn(svc, state_dir)
+        print(f"started {svc.name} (pid {pid}) on {kinesis_mock.url(settings)}", flush=True)
+    deadline = time.monotonic() + timeout_s
+    while not kinesis_mock.healthy(settings):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"kinesis-mock did not answer in {timeout_s}s; see {state_dir}/{svc.name}.log")
+        time.sleep(0.2)
+
+
 def start_replicator(settings: Settings, properties: Path, state_dir: Path = SANDBOX_DIR,
                      ddb_lag: float = DEFAULT_DDB_LAG_S, s3_lag: float = DEFAULT_S3_LAG_S) -> None:
     svc = replicator(settings, properties, state_dir, ddb_lag, s3_lag)
@@ -131,8 +161,9 @@ def start_replicator(settings: Settings, properties: Path, state_dir: Path = SAN
 
 
 def up(settings: Settings, properties: Path, state_dir: Path = SANDBOX_DIR, replicate: bool = True,
-       ddb_lag: float = DEFAULT_DDB_LAG_S, s3_lag: float = DEFAULT_S3_LAG_S) -> dict[str, list[str]]:
-    fresh = start(settings, state_dir)
+       ddb_lag: float = DEFAULT_DDB_LAG_S, s3_lag: float = DEFAULT_S3_LAG_S,
+       kinesis: str = "moto") -> dict[str, list[str]]:
+    fresh = start(settings, state_dir, kinesis=kinesis)
     if fresh:
         # Checkpoints name shards and positions of the streams of a previous emulator, which are
         # gone with it: restoring them would resume from positions that do not exist.
@@ -148,7 +179,10 @@ def up(settings: Settings, properties: Path, state_dir: Path = SANDBOX_DIR, repl
 
 def stop(settings: Settings, state_dir: Path = SANDBOX_DIR) -> list[str]:
     stopped = []
-    for svc in (replicator(settings, Path(), state_dir, 0, 0), emulator(settings)):
+    svcs = [replicator(settings, Path(), state_dir, 0, 0), emulator(settings)]
+    if _pidfile("kinesis-mock", state_dir).exists():
+        svcs.append(kinesis_mock.service(settings))
+    for svc in svcs:
         pid = running_pid(svc, state_dir)
         if pid is not None:
             os.killpg(pid, signal.SIGTERM)
@@ -217,6 +251,10 @@ def status(settings: Settings, state_dir: Path = SANDBOX_DIR) -> dict:
     ok = healthy(settings)
     out["services"]["moto"] = {"pid": running_pid(emulator(settings), state_dir), "healthy": ok,
                                "endpoint": settings.aws.endpoint}
+    if _pidfile("kinesis-mock", state_dir).exists():
+        out["services"]["kinesis-mock"] = {"pid": running_pid(kinesis_mock.service(settings), state_dir),
+                                           "healthy": kinesis_mock.healthy(settings),
+                                           "endpoint": kinesis_mock.url(settings)}
     rep = replicator(settings, Path(), state_dir, 0, 0)
     stats_file = state_dir / "replicator.json"
     out["services"]["replicator"] = {"pid": running_pid(rep, state_dir),

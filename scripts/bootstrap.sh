@@ -8,6 +8,7 @@ command -v "$PY" >/dev/null || PY=python3
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), "homeflow needs Python 3.11 (Managed Flink 1.20 runs 3.11)"'
 command -v java >/dev/null || { echo "bootstrap: java (17) is required" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "bootstrap: maven is required" >&2; exit 1; }
+command -v npm >/dev/null || { echo "bootstrap: node and npm are required (kinesis-mock, the resharding emulator)" >&2; exit 1; }
 
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
@@ -32,9 +33,17 @@ if [ ! -f "$iac_stamp" ] || ! cmp -s requirements-iac.lock "$iac_stamp"; then
   cp requirements-iac.lock "$iac_stamp"
 fi
 
+# kinesis-mock (npm kinesis-local), the Kinesis emulator the resharding test runs beside moto.
+npm_stamp=sandbox/npm/node_modules/.homeflow-lock
+if [ ! -f "$npm_stamp" ] || ! cmp -s sandbox/npm/package-lock.json "$npm_stamp"; then
+  echo "bootstrap: installing kinesis-mock (npm, sandbox/npm)"
+  npm ci --prefix sandbox/npm --no-audit --no-fund --loglevel=error
+  cp sandbox/npm/package-lock.json "$npm_stamp"
+fi
+
 jar=target/homeflow-connectors.jar
 if [ ! -f "$jar" ] || [ pom.xml -nt "$jar" ] || [ -n "$(find src -newer "$jar" -type f 2>/dev/null | head -1)" ]; then
   echo "bootstrap: building the connector uber-jar with Maven"
   mvn -q -B package -DskipTests
 fi
-echo "bootstrap: ready (.venv, .venv-iac, $jar)"
+echo "bootstrap: ready (.venv, .venv-iac, sandbox/npm, $jar)"

@@ -40,10 +40,11 @@ def _whole_sets(report: dict) -> dict:
 
 
 def test_planned_moves_keep_per_key_order(tmp_path):
-    r = _drill(tmp_path, "move-keys", 4577, 18120, flips=5, warmup_s=4.0, extra={"dwell_s": 2.0})
+    # 3 flips each way (the CLI's default is 5): every flip is a full hand-off, and CI time counts.
+    r = _drill(tmp_path, "move-keys", 4577, 18120, flips=3, warmup_s=4.0, extra={"dwell_s": 2.0})
     au = _whole_sets(r)
     flips = r["scenario_figures"]["flips"]
-    assert sum(f["to"] == REGIONS[1] for f in flips) >= 5 and sum(f["to"] == REGIONS[0] for f in flips) >= 5
+    assert sum(f["to"] == REGIONS[1] for f in flips) >= 3 and sum(f["to"] == REGIONS[0] for f in flips) >= 3
     assert au["inversions"] == 0, f"unreported: {r['audit']['unreported_sample']}"
     assert au["inversions_reported"] == 0 and au["stranded"] == 0
     assert r["pauses_ms"], "no moving key was ever held: the hand-off did not run"
@@ -56,6 +57,23 @@ def test_control_without_handoff_reorders_keys(tmp_path):
     r = _drill(tmp_path, "move-keys", 4578, 18122, flips=2, handoff="none", warmup_s=4.0, extra={"dwell_s": 2.0})
     au = _whole_sets(r)
     assert au["inversions"] > 0, "without the hand-off, moves under traffic should reorder keys"
+    assert r["passed"], r["verdict"]
+
+
+@pytest.mark.long  # 3 minutes; CI keeps test_resharding.py (split and merge from a backlog, with its control)
+def test_resharding_under_traffic_keeps_exactly_once_and_key_order(tmp_path):
+    """kinesis-mock behind the sandbox's endpoint: a shard of each region's ingest and forward
+    streams is split, then its children merged, while both jobs run. Before the patched split
+    reader (README, Resharding) the first split put the source in a restart loop and the drill
+    committed 586 of 2,390 events."""
+    r = _drill(tmp_path, "reshard", 4600, 18140, warmup_s=4.0, extra={"dwell_s": 6.0})
+    au = _whole_sets(r)
+    ops = r["scenario_figures"]["reshards"]
+    assert [(o["op"], len(o["parents"]), len(o["children"])) for o in ops] == \
+        [("split", 1, 2)] * 4 + [("merge", 2, 1)] * 4, ops
+    assert au["inversions"] == 0, f"unreported: {r['audit']['unreported_sample']}"
+    for op in r["rows_from_children"]:  # the jobs read every child shard, ingest and forward
+        assert op["rows"] > 0, op
     assert r["passed"], r["verdict"]
 
 
