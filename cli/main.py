@@ -277,9 +277,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--s3-lag", type=float, default=2.0,
                     help="up: seconds S3 cross-region replication takes (default: %(default)s)")
     sp.add_argument("--no-replication", action="store_true", help="up: do not start the replication stand-ins")
-    sp.add_argument("--kinesis", choices=["moto", "kinesis-mock"], default="moto",
+    sp.add_argument("--kinesis", choices=["moto", "kinesis-mock"],
                     help="up: which emulator serves Kinesis behind the endpoint; kinesis-mock (port + 50) reshards "
-                         "faithfully (SplitShard, MergeShards, UpdateShardCount), moto does not (default: %(default)s)")
+                         "faithfully (SplitShard, MergeShards, UpdateShardCount) but is slow, moto does not reshard "
+                         "(default: moto for a new sandbox; a running one keeps its own)")
     sp.set_defaults(func=cmd_sandbox)
 
     sp = sub.add_parser("produce", help="write envelope records to a region's ingest stream")

@@ -57,11 +57,8 @@ def service(settings: Settings):
 
 
 def healthy(settings: Settings) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url(settings)}/healthcheck", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
+    from sandbox.services import answers
+    return answers(f"{url(settings)}/healthcheck")
 
 
 def backend(settings: Settings) -> str:

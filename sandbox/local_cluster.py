@@ -44,7 +44,7 @@ def _with_key(properties: Path, path: Path, key: str) -> Path:
 class Sandbox:
     def __init__(self, root: Path, port: int, active: list[str], replicate: bool = True,
                  ddb_lag: float = services.DEFAULT_DDB_LAG_S, s3_lag: float = services.DEFAULT_S3_LAG_S,
-                 job_key: str | None = None, lake: dict[str, str] | None = None, kinesis: str = "moto",
+                 job_key: str | None = None, lake: dict[str, str] | None = None, kinesis: str | None = None,
                  **job_overrides: str):
         self.root = root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,8 @@ def managed_flink_dir(state_dir: Path = SANDBOX_DIR) -> Path:
 
 
 def replicator(settings: Settings, properties: Path, state_dir: Path, ddb_lag: float, s3_lag: float) -> Service:
-    return Service("replicator", [sys.executable, "-m", "sandbox.replicate", "--properties", str(properties),
+    # resolved: the replicator runs in the repository, not in the caller's directory
+    return Service("replicator", [sys.executable, "-m", "sandbox.replicate", "--properties", str(properties.resolve()),
                                   "--ddb-lag", str(ddb_lag), "--s3-lag", str(s3_lag),
                                   "--stats", str(state_dir / "replicator.json")], "sandbox.replicate")
 
@@ -81,12 +82,17 @@ def _alive(pid: int, marker: str) -> bool:
     return marker in cmd  # guards against a recycled pid belonging to someone else
 
 
-def healthy(settings: Settings) -> bool:
+def answers(url: str) -> bool:
+    """A GET of `url` answers 200 (a service's health check)."""
     try:
-        with urllib.request.urlopen(f"{settings.aws.endpoint}/moto-api/", timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=2) as r:
             return r.status == 200
     except OSError:
         return False
+
+
+def healthy(settings: Settings) -> bool:
+    return answers(f"{settings.aws.endpoint}/moto-api/")
 
 
 def running_pid(svc: Service, state_dir: Path = SANDBOX_DIR) -> int | None:
@@ -108,19 +114,20 @@ def _spawn(svc: Service, state_dir: Path) -> int:
     return p.pid
 
 
-def start(settings: Settings, state_dir: Path = SANDBOX_DIR, timeout_s: float = 60, kinesis: str = "moto") -> bool:
+def start(settings: Settings, state_dir: Path = SANDBOX_DIR, timeout_s: float = 60, kinesis: str | None = None) -> bool:
     """Start the emulator if it is not running; True if this call started it (a fresh, empty AWS).
-    kinesis="kinesis-mock" serves Kinesis from kinesis-mock (resharding) behind the same endpoint."""
-    if kinesis not in kinesis_mock.BACKENDS:
+    kinesis="kinesis-mock" serves Kinesis from kinesis-mock (resharding) behind the same endpoint;
+    None: a running sandbox keeps its own, a new one gets moto."""
+    if kinesis is not None and kinesis not in kinesis_mock.BACKENDS:
         raise SystemExit(f"unknown Kinesis backend {kinesis!r}: one of {', '.join(kinesis_mock.BACKENDS)}")
     state_dir.mkdir(parents=True, exist_ok=True)
-    svc = emulator(settings, state_dir, kinesis)
+    svc = emulator(settings, state_dir, kinesis or "moto")
     pid = running_pid(svc, state_dir)
     fresh = False
     if pid is None and healthy(settings):
         raise SystemExit(f"{settings.aws.endpoint} already answers but was not started by this sandbox; "
                          "stop that process or change homeflow.aws/endpoint")
-    if pid is not None and kinesis_mock.backend(settings) != kinesis:
+    if pid is not None and kinesis is not None and kinesis_mock.backend(settings) != kinesis:
         raise SystemExit(f"the sandbox on {settings.aws.endpoint} serves Kinesis from "
                          f"{kinesis_mock.backend(settings)}, not {kinesis}: stop it first (homeflow sandbox down)")
     if pid is None and kinesis == "kinesis-mock":
@@ -162,7 +169,7 @@ def start_replicator(settings: Settings, properties: Path, state_dir: Path = SAN
 
 def up(settings: Settings, properties: Path, state_dir: Path = SANDBOX_DIR, replicate: bool = True,
        ddb_lag: float = DEFAULT_DDB_LAG_S, s3_lag: float = DEFAULT_S3_LAG_S,
-       kinesis: str = "moto") -> dict[str, list[str]]:
+       kinesis: str | None = None) -> dict[str, list[str]]:
     fresh = start(settings, state_dir, kinesis=kinesis)
     if fresh:
         # Checkpoints name shards and positions of the streams of a previous emulator, which are
