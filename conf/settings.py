@@ -39,6 +39,10 @@ class StreamSettings:
     initial_position: str  # TRIM_HORIZON | LATEST
     forward_ordering: str  # key (order-preserving sink) | none (the connector's stock sink)
     forward_aggregate: bool = True  # key-ordered sink packs a key's consecutive records (KPL format)
+    # How often each source lists its stream's shards: after a split or merge, a key of the closed
+    # shard waits up to this long for its child to be read (the connector's default is 10 s).
+    # Two sources per job, one ListShards each per interval: far inside the API's per-stream limit.
+    shard_discovery_ms: int = 2_000
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "initial.position": (_choice("TRIM_HORIZON", "LATEST"), "TRIM_HORIZON"),
         "forward.ordering": (_choice("key", "none"), "key"),
         "forward.aggregate": (_choice("on", "off"), "on"),
+        "shard.discovery.ms": (_int(1_000, 600_000), "2000"),
     },
     "homeflow.lake": {
         "catalog.table": (_name, "homeflow-catalog"),
@@ -281,7 +286,7 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],
-                               s["forward.ordering"], s["forward.aggregate"] == "on"),
+                               s["forward.ordering"], s["forward.aggregate"] == "on", s["shard.discovery.ms"]),
         lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"],
                           l["compact.commits"], l["compact.min.interval.ms"], l["compact.target.bytes"]),
     )

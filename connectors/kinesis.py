@@ -41,12 +41,13 @@ def _client_properties(region: str, aws: AwsSettings) -> dict[str, str]:
     return props
 
 
-def source(region: str, aws: AwsSettings, stream: str, initial_position: str) -> Source:
+def source(region: str, aws: AwsSettings, stream: str, initial_position: str, shard_discovery_ms: int) -> Source:
     jvm = get_gateway().jvm
     conf = jvm.org.apache.flink.configuration.Configuration()
     for k, v in _client_properties(region, aws).items():
         conf.setString(k, v)
     conf.setString("flink.stream.initpos", initial_position)
+    conf.setString("flink.shard.discovery.intervalmillis", str(shard_discovery_ms))
     j_source = (
         jvm.org.apache.flink.connector.kinesis.source.KinesisStreamsSource.builder()
         .setStreamArn(stream_arn(region, aws, stream))

@@ -40,7 +40,8 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
     no_wm = WatermarkStrategy.no_watermarks()
 
     def kinesis_in(stream: str, uid: str):
-        src = kinesis.source(region, settings.aws, stream, settings.streams.initial_position)
+        src = kinesis.source(region, settings.aws, stream, settings.streams.initial_position,
+                             settings.streams.shard_discovery_ms)
         return env.from_source(src, no_wm, uid, type_info=kinesis.KEYED_SOURCE_ROW).uid(uid).name(uid)
 
     records = kinesis_in(settings.streams.ingest, "source-ingest").union(

@@ -29,6 +29,7 @@ def test_local_properties_are_valid():
     ("homeflow.aws/endpoint", "localhost:4566", "homeflow.aws/endpoint: must be an http(s) URL"),
     ("homeflow.streams/initial.position", "MIDDLE", "homeflow.streams/initial.position"),
     ("homeflow.streams/forward", "homeflow-ingest", "must differ"),
+    ("homeflow.streams/shard.discovery.ms", "100", "homeflow.streams/shard.discovery.ms: must be in 1000..600000"),
     ("homeflow.job/paralelism", "2", "homeflow.job/paralelism: unknown property"),
     ("homeflow.jbo/region", "us-east-1", "homeflow.jbo: unknown property group"),
     ("homeflow.lake/compact.commits", "1", "homeflow.lake/compact.commits: must be in 2..1000000, got 1 (or 0"),
