@@ -181,17 +181,6 @@ def upgrade(d: Drill, dwell_s: float = 8.0, parallelisms: tuple[int, ...] = (2, 
     return {"region": a, "steps": steps}
 
 
-def _open_shards(kin, stream: str) -> list[dict]:
-    shards = kin.list_shards(StreamName=stream)["Shards"]
-    return [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]
-            or s["SequenceNumberRange"]["EndingSequenceNumber"] in (None, "")]
-
-
-def _await_active(kin, stream: str, timeout: float = 60) -> None:
-    wait_until(lambda: kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
-               == "ACTIVE", timeout, 0.2, what=f"{stream} ACTIVE after resharding")
-
-
 def reshard(d: Drill, dwell_s: float = 8.0) -> dict:
     """Split, then merge back, a shard of each region's ingest and forward streams under traffic.
     A split closes the parent and opens two children over its hash range; a merge closes two
@@ -209,28 +198,18 @@ def reshard(d: Drill, dwell_s: float = 8.0) -> dict:
     for region in d.regions:
         kin = aws.client("kinesis", region, settings.aws)
         for stream in streams:
-            parent = min(_open_shards(kin, stream), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-            lo, hi = int(parent["HashKeyRange"]["StartingHashKey"]), int(parent["HashKeyRange"]["EndingHashKey"])
-            before = {s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]}
-            kin.split_shard(StreamName=stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
-            d.mark("reshard", region=region, stream=stream, op="split", shard=parent["ShardId"])
-            _await_active(kin, stream)
-            children = sorted(s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]
-                              if s["ShardId"] not in before)
+            parent, children = kinesis_mock.split_first_shard(kin, stream)
+            d.mark("reshard", region=region, stream=stream, op="split", shard=parent)
             split_children[(region, stream)] = children
-            ops.append({"region": region, "stream": stream, "op": "split", "parents": [parent["ShardId"]],
-                        "children": children})
-            d.say(f"  {region} {stream}: split {parent['ShardId']} into {', '.join(children)}")
+            ops.append({"region": region, "stream": stream, "op": "split", "parents": [parent], "children": children})
+            d.say(f"  {region} {stream}: split {parent} into {', '.join(children)}")
     d.dwell(dwell_s)
     for region in d.regions:
         kin = aws.client("kinesis", region, settings.aws)
         for stream in streams:
             a, b = split_children[(region, stream)]
-            before = {s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]}
-            kin.merge_shards(StreamName=stream, ShardToMerge=a, AdjacentShardToMerge=b)
+            child = kinesis_mock.reshard(kin, stream, "merge_shards", ShardToMerge=a, AdjacentShardToMerge=b)
             d.mark("reshard", region=region, stream=stream, op="merge", shard=a)
-            _await_active(kin, stream)
-            child = sorted(s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"] if s["ShardId"] not in before)
             ops.append({"region": region, "stream": stream, "op": "merge", "parents": [a, b], "children": child})
             d.say(f"  {region} {stream}: merged {a} and {b} into {', '.join(child)}")
     d.dwell(dwell_s)

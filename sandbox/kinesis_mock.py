@@ -70,6 +70,29 @@ def backend(settings: Settings) -> str:
         return "moto"  # a gate without the kinesis-mock layer: moto's own 404
 
 
+def open_shards(kin, stream: str) -> list[dict]:
+    return [s for s in kin.list_shards(StreamName=stream)["Shards"]
+            if not s["SequenceNumberRange"].get("EndingSequenceNumber")]
+
+
+def split_first_shard(kin, stream: str) -> tuple[str, list[str]]:
+    """Split the open shard with the lowest hash range in half: (parent, children)."""
+    parent = min(open_shards(kin, stream), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    lo, hi = int(parent["HashKeyRange"]["StartingHashKey"]), int(parent["HashKeyRange"]["EndingHashKey"])
+    return parent["ShardId"], reshard(kin, stream, "split_shard", ShardToSplit=parent["ShardId"],
+                                      NewStartingHashKey=str((lo + hi) // 2))
+
+
+def reshard(kin, stream: str, op: str, timeout_s: float = 60, **kw) -> list[str]:
+    """Run `op` (split_shard, merge_shards), wait until the stream is ACTIVE again; the new shards."""
+    from sandbox.jobrunner import wait_until
+    before = {s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]}
+    getattr(kin, op)(StreamName=stream, **kw)
+    wait_until(lambda: kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+               == "ACTIVE", timeout_s, 0.2, what=f"{stream} ACTIVE after {op}")
+    return sorted(s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"] if s["ShardId"] not in before)
+
+
 def _moto_kinesis(settings: Settings, region: str):
     from connectors import aws
     c = aws.client("kinesis", region, settings.aws)
@@ -92,8 +115,7 @@ def mirror_streams(settings: Settings, timeout_s: float = 30) -> dict[str, list[
         for name in moto.list_streams()["StreamNames"]:
             if name in have:
                 continue
-            shards = [s for s in moto.list_shards(StreamName=name)["Shards"]
-                      if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+            shards = open_shards(moto, name)
             mock.create_stream(StreamName=name, ShardCount=len(shards))
             made[region].append(f"kinesis-mock stream {name} ({len(shards)} shards)")
         deadline = time.monotonic() + timeout_s

@@ -13,11 +13,15 @@ With `--kinesis-upstream URL`, Kinesis requests are passed on to kinesis-mock in
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import re
 import signal
 import sys
 import threading
+from urllib.parse import urlparse
+
+from sandbox.kinesis_mock import MOTO_HEADER, STATUS_PATH
 
 CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 GATE_PATH = "/homeflow/gate"
@@ -70,21 +74,21 @@ class KinesisUpstream:
 
     HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
 
+    MOTO_KEY = "HTTP_" + MOTO_HEADER.upper().replace("-", "_")
+
     def __init__(self, app, upstream: str):
-        from urllib.parse import urlparse
         self.app = app
         u = urlparse(upstream)
         self.host, self.port = u.hostname, u.port
         self.local = threading.local()  # one keep-alive connection per server thread
 
     def __call__(self, environ, start_response):
-        from sandbox.kinesis_mock import MOTO_HEADER, STATUS_PATH
         if environ.get("PATH_INFO") == STATUS_PATH:
             body = json.dumps({"backend": "kinesis-mock", "upstream": f"http://{self.host}:{self.port}"}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         if (not environ.get("HTTP_X_AMZ_TARGET", "").startswith("Kinesis_20131202.")
-                or environ.get("HTTP_" + MOTO_HEADER.upper().replace("-", "_")) == "moto"):
+                or environ.get(self.MOTO_KEY) == "moto"):
             return self.app(environ, start_response)
         n = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(n) if n else b""
@@ -97,7 +101,6 @@ class KinesisUpstream:
         return [data]
 
     def _forward(self, path, body, headers):
-        import http.client
         for attempt in (1, 2):  # a kept-alive connection the upstream closed: reconnect once
             conn = getattr(self.local, "conn", None)
             if conn is None:

@@ -26,6 +26,7 @@ from connectors import aws
 from drills.audit import audit_rows, committed_ids, duckdb_counts, table_rows
 from drills.run import drill_keys
 from drills.traffic import Event
+from sandbox import kinesis_mock
 from sandbox.jobrunner import start_job, wait_until
 from sandbox.local_cluster import Sandbox
 from udfs.envelope import Envelope
@@ -49,14 +50,6 @@ def _produce(sb: Sandbox, keys: list[str], n: int, seq: dict[str, int], run_id: 
     out += [Event(e.event_id, k, REGION, e.payload["seq"], 0) for k, e in records]
 
 
-def _reshard(kin, stream: str, op: str, **kw) -> list[str]:
-    before = {s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"]}
-    getattr(kin, op)(StreamName=stream, **kw)
-    wait_until(lambda: kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
-               == "ACTIVE", 30, 0.2, what=f"{stream} ACTIVE after {op}")
-    return sorted(s["ShardId"] for s in kin.list_shards(StreamName=stream)["Shards"] if s["ShardId"] not in before)
-
-
 @pytest.mark.parametrize("parent_first", [True, False], ids=["parent-first", "control"])
 def test_children_wait_for_their_parents(tmp_path, parent_first):
     port = 4601 if parent_first else 4602
@@ -64,8 +57,8 @@ def test_children_wait_for_their_parents(tmp_path, parent_first):
     try:
         kin = aws.client("kinesis", REGION, sb.settings.aws)
         stream = sb.settings.streams.ingest
-        parent = min(kin.list_shards(StreamName=stream)["Shards"], key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-        lo, hi = int(parent["HashKeyRange"]["StartingHashKey"]), int(parent["HashKeyRange"]["EndingHashKey"])
+        first = min(kinesis_mock.open_shards(kin, stream), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+        lo, hi = int(first["HashKeyRange"]["StartingHashKey"]), int(first["HashKeyRange"]["EndingHashKey"])
         # keys homed here (no forwarding: one job) whose hash falls in the parent's range
         keys = [k for k in drill_keys(400) if sb.table.home_of(k) == REGION
                 and lo <= int(hashlib.md5(k.encode()).hexdigest(), 16) <= hi][:24]
@@ -73,10 +66,9 @@ def test_children_wait_for_their_parents(tmp_path, parent_first):
         seq: dict[str, int] = {}
         sent: list[Event] = []
         _produce(sb, keys, BACKLOG, seq, run_id, sent, PAD)
-        children = _reshard(kin, stream, "split_shard", ShardToSplit=parent["ShardId"],
-                            NewStartingHashKey=str((lo + hi) // 2))
+        parent, children = kinesis_mock.split_first_shard(kin, stream)
         _produce(sb, keys, AFTER_SPLIT, seq, run_id, sent)
-        merged = _reshard(kin, stream, "merge_shards", ShardToMerge=children[0], AdjacentShardToMerge=children[1])
+        merged = kinesis_mock.reshard(kin, stream, "merge_shards", ShardToMerge=children[0], AdjacentShardToMerge=children[1])
         _produce(sb, keys, AFTER_MERGE, seq, run_id, sent)
         assert len(children) == 2 and len(merged) == 1 and len(keys) >= 12
 
@@ -91,9 +83,9 @@ def test_children_wait_for_their_parents(tmp_path, parent_first):
         au = audit_rows(rows, sent)
         assert not au.lost and not au.duplicated and au.unexpected == 0, au.summary()
         assert duckdb_counts(sb.settings, [REGION])[REGION] == (len(sent), len(sent))
-        by_shard = {s: sum(1 for r in rows if r.shard == s) for s in [parent["ShardId"], *children, *merged]}
+        by_shard = {s: sum(1 for r in rows if r.shard == s) for s in [parent, *children, *merged]}
         # the premise: the parent's backlog took more than one GetRecords call, and every shard was read
-        assert BACKLOG * len(PAD) > GETRECORDS_MAX_BYTES and by_shard[parent["ShardId"]] == BACKLOG
+        assert BACKLOG * len(PAD) > GETRECORDS_MAX_BYTES and by_shard[parent] == BACKLOG
         assert sum(by_shard[c] for c in children) == AFTER_SPLIT and by_shard[merged[0]] == AFTER_MERGE, by_shard
         print(f"\n{len(sent)} events once over {len(keys)} keys; rows per shard {by_shard}; {au.late} inversions "
               f"({au.reported} marked by the home's sequence check)")
