@@ -94,14 +94,6 @@ def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list
     return out
 
 
-def committed_ids(settings: Settings, regions: list[str]) -> set[str]:
-    """Every event_id in the regions' current snapshots (a cheap scan, for waiting)."""
-    out: set[str] = set()
-    for r in regions:
-        out.update(lake.read_rows(settings, r, ("event_id",))["event_id"].to_pylist())
-    return out
-
-
 def dead_letters(settings: Settings, regions: list[str], run_id: str) -> dict[str, str]:
     """event_id -> reason, for this drill's events in the regions' dead-letter streams."""
     from connectors.stream_reader import read_stream

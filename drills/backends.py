@@ -25,6 +25,10 @@ class Backend(Protocol):
 
     def start(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None: ...
 
+    def launch(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None: ...
+
+    def wait_started(self, region: str) -> None: ...
+
     def stop_with_savepoint(self, region: str) -> str: ...
 
     def kill(self, region: str) -> None: ...
@@ -65,6 +69,10 @@ class MiniclusterBackend:
         self.starts = 0
 
     def start(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None:
+        self.launch(region, restore, parallelism)
+        self.wait_started(region)
+
+    def launch(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None:
         self.starts += 1
         self.killed.discard(region)
         args = ["--rest-port", str(self.ports[region]), "--restore", restore]
@@ -73,6 +81,9 @@ class MiniclusterBackend:
         p = start_job(region, self.sb.properties, self.log_dir / f"{region}-{self.starts}", extra_args=args)
         self.procs[region] = p
         self.sb.jobs.append(p)
+
+    def wait_started(self, region: str) -> None:
+        p = self.procs[region]
 
         def alive():
             if not p.alive():
@@ -127,6 +138,10 @@ class ClusterBackend:
         return self.dir / region
 
     def start(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None:
+        self.launch(region, restore, parallelism)
+        self.wait_started(region)
+
+    def launch(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None:
         spec, d = self.specs[region], self._dir(region)
         if flink_cluster.running(spec):
             flink_cluster.down(spec, d)
@@ -136,7 +151,10 @@ class ClusterBackend:
         path = checkpoints.resolve_restore(restore, _region_dir(self.sb, region))
         self.jobs[region] = flink_cluster.submit(spec, region, self.sb.properties, path, parallelism, d=d,
                                                  env=self.env)
-        wait_running(spec.rest_port, self.jobs[region], 240, f"job {region} running", self._alive(region))
+
+    def wait_started(self, region: str) -> None:
+        wait_running(self.specs[region].rest_port, self.jobs[region], 240, f"job {region} running",
+                     self._alive(region))
 
     def _alive(self, region: str):
         def check():

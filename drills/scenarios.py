@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from connectors import routing_control as rc
-from drills.audit import committed_ids
 from drills.backends import Backend
 from drills.traffic import Traffic
 from sandbox import services
@@ -146,7 +145,7 @@ def region_loss(d: Drill, outage_s: float = 15.0, dwell_s: float = 8.0) -> dict:
     accepted = {e.event_id for e in d.traffic.accepted()}
     def drained():
         d.backend.check_alive(d.regions)
-        return accepted <= committed_ids(s, d.regions)
+        return accepted <= d.sb.committed_ids(*d.regions)
     wait_until(drained, 300, 3.0, what=f"{lost}'s backlog committed")
     t_drained = d.mark("drained", region=lost)
     d.say(f"  failback: {lost} ACTIVE again (a planned move)")

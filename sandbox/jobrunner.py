@@ -83,7 +83,8 @@ def await_canaries(settings, table, regions, jobs: list[JobProcess], timeout: fl
         e = Envelope(eid, key, int(time.time() * 1000), r, payload={"canary": True})
         put(settings, r, [(key, e.to_json().encode())])
 
+    ids = lake.CommittedIds(settings)
+
     def committed() -> bool:
-        return all(canaries[r] in lake.read_rows(settings, r, ("event_id",))["event_id"].to_pylist()
-                   for r in regions)
+        return all(canaries[r] in ids(r) for r in regions)
     wait_until(committed, timeout, 1.0, jobs, "canary commits")

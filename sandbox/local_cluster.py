@@ -59,6 +59,7 @@ class Sandbox:
         self.replicate, self.ddb_lag, self.s3_lag = replicate, ddb_lag, s3_lag
         self.kinesis = kinesis  # "kinesis-mock": Kinesis that reshards (sandbox/kinesis_mock.py)
         self.jobs = []
+        self._committed = None
 
     def up(self):
         services.up(self.settings, self.properties, self.state, self.replicate, self.ddb_lag, self.s3_lag,
@@ -101,6 +102,13 @@ class Sandbox:
 
     def lake_ids(self, region) -> list[str]:
         return lake.read_rows(self.settings, region, ("event_id",))["event_id"].to_pylist()
+
+    def committed_ids(self, *regions: str) -> set[str]:
+        """The event_ids committed in the regions' home tables, read incrementally: for polling
+        while waiting. Assertions use `lake_ids`, a whole scan."""
+        if self._committed is None:
+            self._committed = lake.CommittedIds(self.settings)
+        return {i for r in regions for i in self._committed(r)}
 
     def down(self):
         for j in self.jobs:

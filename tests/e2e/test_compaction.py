@@ -92,7 +92,7 @@ def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
         stop.set()
         producer.join(30)
         ids = set(sent)
-        wait_until(lambda: ids <= set(sb.lake_ids(REGION)), 180, 1.0, [job], "every event committed")
+        wait_until(lambda: ids <= sb.committed_ids(REGION), 180, 1.0, [job], "every event committed")
         time.sleep(4)  # more checkpoints: a repeated commit would have landed by now
 
         rows = sb.lake_ids(REGION)

@@ -57,7 +57,7 @@ def test_maintenance_keeps_exactly_once_across_a_restore(tmp_path):
             evs = list(events(REGION, 40, 8, seed=seed * 100 + b))
             put(sb.settings, REGION, [(e.key, e.to_json().encode()) for e in evs])
             sent.extend(e.event_id for e in evs)
-            wait_until(lambda: set(sent) <= set(sb.lake_ids(REGION)), 180, 0.5, [job], f"batch {seed}.{b} committed")
+            wait_until(lambda: set(sent) <= sb.committed_ids(REGION), 180, 0.5, [job], f"batch {seed}.{b} committed")
 
     def kill_after_a_checkpoint(job) -> None:
         t = time.time()

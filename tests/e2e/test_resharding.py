@@ -23,7 +23,7 @@ import pytest
 
 from cli.produce import put
 from connectors import aws
-from drills.audit import audit_rows, committed_ids, duckdb_counts, table_rows
+from drills.audit import audit_rows, duckdb_counts, table_rows
 from drills.run import drill_keys
 from drills.traffic import Event
 from sandbox import kinesis_mock
@@ -76,7 +76,7 @@ def test_children_wait_for_their_parents(tmp_path, parent_first):
         job = start_job(REGION, sb.properties, tmp_path / "logs", env_extra=env)
         sb.jobs.append(job)
         wanted = {e.event_id for e in sent}
-        wait_until(lambda: wanted <= committed_ids(sb.settings, [REGION]), 300, 2.0, [job], "every event committed")
+        wait_until(lambda: wanted <= sb.committed_ids(REGION), 300, 2.0, [job], "every event committed")
         time.sleep(3)  # a few more checkpoints: a duplicate would be committed by now
 
         rows = table_rows(sb.settings, REGION, run_id)

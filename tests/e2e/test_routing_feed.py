@@ -37,7 +37,7 @@ def test_records_wait_for_the_table_and_the_table_survives_a_crash(tmp_path):
 
         store.write(table)
         ids = {e.event_id for e in first}
-        wait_until(lambda: ids <= set(sb.lake_ids("us-east-1")), 60, 1.0, [job], "waiting records routed")
+        wait_until(lambda: ids <= sb.committed_ids("us-east-1"), 60, 1.0, [job], "waiting records routed")
 
         # Let a checkpoint complete with the table in broadcast state, then crash hard.
         time.sleep(4)
@@ -51,7 +51,7 @@ def test_records_wait_for_the_table_and_the_table_survives_a_crash(tmp_path):
         second = list(events("us-east-1", 40, 6, seed=607))
         put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in second])
         ids2 = {e.event_id for e in second}
-        wait_until(lambda: ids2 <= set(sb.lake_ids("us-east-1")), 180, 1.0, [job2],
+        wait_until(lambda: ids2 <= sb.committed_ids("us-east-1"), 180, 1.0, [job2],
                    "records routed by the restored table")
         rows = sb.lake_ids("us-east-1")
         assert len(rows) == len(set(rows)), "a restart from checkpoint duplicated rows"

@@ -42,7 +42,7 @@ def test_start_without_state_commits_nothing_twice(tmp_path):
 
     def committed(evs, job):
         ids = {e.event_id for e in evs}
-        wait_until(lambda: ids <= set(sb.lake_ids(REGION)), 240, 2.0, [job], f"{len(ids)} events committed")
+        wait_until(lambda: ids <= sb.committed_ids(REGION), 240, 2.0, [job], f"{len(ids)} events committed")
 
     try:
         put(sb.settings, REGION, [(e.key, e.to_json().encode()) for e in first])

@@ -66,7 +66,7 @@ def test_bad_input_corpus_lands_in_dead_letter_stream_with_reason(two_regions):
     assert conflicts["conflict-3"]["reason"] == "stale-routing-table", conflicts["conflict-3"]
 
     ids = {e.event_id for e in good}
-    wait_until(lambda: ids <= set(sb.lake_ids("us-east-1")) | set(sb.lake_ids("eu-west-1")), 120, 2.0,
+    wait_until(lambda: ids <= sb.committed_ids("us-east-1", "eu-west-1"), 120, 2.0,
                sb.jobs, "good records around the bad ones")
 
 
@@ -84,7 +84,7 @@ def test_poison_routing_item_is_dead_lettered_and_last_good_table_stays(two_regi
         # Routing goes on with the last good table.
         evs = list(events("us-east-1", 40, 8, seed=505))
         put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in evs])
-        wait_until(lambda: all(e.event_id in sb.lake_ids(sb.table.home_of(e.key)) for e in evs), 120, 2.0,
+        wait_until(lambda: all(e.event_id in sb.committed_ids(sb.table.home_of(e.key)) for e in evs), 120, 2.0,
                    sb.jobs, "records routed with the last good table")
     finally:
         good = type(sb.table)(10**9 + 1, sb.table.regions, sb.table.overrides, sb.table.vnodes_per_weight)

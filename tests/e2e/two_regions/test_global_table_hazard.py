@@ -83,7 +83,7 @@ def test_one_writer_region_per_pointer_loses_nothing_under_replication(two_regio
             put(sb.settings, r, [(e.key, e.to_json().encode()) for e in evs])
             sent |= {e.event_id for e in evs}
         time.sleep(2.5)
-    wait_until(lambda: sent <= set(sb.lake_ids("us-east-1")) | set(sb.lake_ids("eu-west-1")), 180, 2.0,
+    wait_until(lambda: sent <= sb.committed_ids("us-east-1", "eu-west-1"), 180, 2.0,
                sb.jobs, "commits in both regions")
 
     def converged() -> bool:

@@ -42,7 +42,7 @@ def test_split_brain_duplicate_resolves_the_same_way_in_every_region(two_regions
         rec = Envelope(eid, key, int(time.time() * 1000), "us-east-1", payload={"n": 1}).to_json().encode()
         for r in REGIONS:
             put(s, r, [(key, rec)])
-        wait_until(lambda: all(eid in sb.lake_ids(r) for r in REGIONS), 120, 1.0, sb.jobs,
+        wait_until(lambda: all(eid in sb.committed_ids(r) for r in REGIONS), 120, 1.0, sb.jobs,
                    "the event committed by both regions")
         partition.__exit__(None, None, None)
 

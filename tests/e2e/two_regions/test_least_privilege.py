@@ -53,7 +53,7 @@ def _workload(sb) -> None:
     assert set(sent.values()) == set(REGIONS), "the workload needs keys homed in both regions (forwarding)"
     for home in REGIONS:
         want = {eid for eid, h in sent.items() if h == home}
-        wait_until(lambda: want <= set(sb.lake_ids(home)), 180, 1.0, sb.jobs, f"{home} commits")
+        wait_until(lambda: want <= sb.committed_ids(home), 180, 1.0, sb.jobs, f"{home} commits")
         reader = next(r for r in REGIONS if r != home)
 
         def visible():

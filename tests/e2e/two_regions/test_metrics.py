@@ -64,7 +64,7 @@ def test_lake_commit_metrics(two_regions):
     evs = [e for e in events("us-east-1", 200, 20, seed=1717) if sb.table.home_of(e.key) == "us-east-1"]
     put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in evs])
     ids = {e.event_id for e in evs}
-    wait_until(lambda: ids <= set(sb.lake_ids("us-east-1")), 60, 1.0, sb.jobs, "commit")
+    wait_until(lambda: ids <= sb.committed_ids("us-east-1"), 60, 1.0, sb.jobs, "commit")
 
     def settled():
         m = _metrics(port)

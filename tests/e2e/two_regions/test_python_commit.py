@@ -34,7 +34,7 @@ def test_java_and_python_commits_interleave_without_loss(two_regions):
         time.sleep(0.5)
     t.join(60)
     ids = {e.event_id for e in evs}
-    wait_until(lambda: ids <= set(sb.lake_ids(HOME)), 120, 1.0, sb.jobs, "Flink commits")
+    wait_until(lambda: ids <= sb.committed_ids(HOME), 120, 1.0, sb.jobs, "Flink commits")
     time.sleep(3)
     table = lake.load_table(s, HOME)
     for i in range(n_python):

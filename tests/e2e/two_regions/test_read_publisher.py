@@ -25,7 +25,7 @@ def test_reader_pointers_and_view_advance_with_nothing_run_by_hand(two_regions):
 
     for home in REGIONS:
         want = {eid for eid, h in sent.items() if h == home}
-        wait_until(lambda: want <= set(sb.lake_ids(home)), 180, 1.0, sb.jobs, f"{home} commits")
+        wait_until(lambda: want <= sb.committed_ids(home), 180, 1.0, sb.jobs, f"{home} commits")
         for reader in REGIONS:
             if reader == home:
                 continue

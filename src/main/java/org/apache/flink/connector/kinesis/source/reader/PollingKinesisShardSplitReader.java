@@ -67,10 +67,19 @@ import static java.util.Collections.singleton;
  *       does this in 5.0's enumerator, for all readers). Here the wait covers parents read by
  *       this reader: every split at source parallelism 1, and otherwise only where the enumerator
  *       put child and parent on the same subtask.
+ *   <li>A shard whose GetRecords came back empty was asked again at once: 4.3.0's reader has no
+ *       pause ("we don't have any sleep mechanism"), so an idle job polled its shards about 220
+ *       times a second here (50 per shard, ten times Kinesis's limit of 5 reads per second per
+ *       shard, a limit shared with every other consumer of the shard) and spent most of a core
+ *       doing it. A shard that answered empty is now asked again after {@value
+ *       #DEFAULT_IDLE_POLL_MS} ms (the interval of the connector's older FlinkKinesisConsumer,
+ *       {@code SHARD_GETRECORDS_INTERVAL_MILLIS}); a shard that returned records is asked again
+ *       at once, so a backlog drains at full speed.
  * </ol>
  *
  * <p>{@code -Dhomeflow.kinesis.parentFirst=false} turns (2) off, for the control that shows the
- * reordering; (1) is always on.
+ * reordering; (1) is always on. {@code -Dhomeflow.kinesis.idlePollMs=N} sets (3)'s pause (0: the
+ * stock reader's busy polling).
  */
 @Internal
 public class PollingKinesisShardSplitReader implements SplitReader<Record, KinesisShardSplit> {
@@ -89,16 +98,26 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
     private final Map<String, KinesisShardSplitState> waiting = new LinkedHashMap<>();
     private final Map<String, Set<String>> waitingFor = new HashMap<>();
 
+    static final long DEFAULT_IDLE_POLL_MS = 200;
+    private final long idlePollMs;
+    /** Split id -> the earliest time (ms) to ask it again, for a split whose last answer was empty. */
+    private final Map<String, Long> notBefore = new HashMap<>();
+    private final Object sleep = new Object();
+    private boolean wakeUp; // guarded by sleep
+
     public PollingKinesisShardSplitReader(StreamProxy kinesisProxy) {
         this.kinesis = kinesisProxy;
         this.parentFirst =
                 Boolean.parseBoolean(System.getProperty("homeflow.kinesis.parentFirst", "true"));
+        this.idlePollMs =
+                Long.parseLong(System.getProperty("homeflow.kinesis.idlePollMs", String.valueOf(DEFAULT_IDLE_POLL_MS)));
     }
 
     @Override
     public RecordsWithSplitIds<Record> fetch() throws IOException {
-        KinesisShardSplitState splitState = assignedSplits.poll();
+        KinesisShardSplitState splitState = nextDueSplit();
         if (splitState == null) {
+            pauseUntilASplitIsDue();
             return INCOMPLETE_SHARD_EMPTY_RECORDS;
         }
 
@@ -115,6 +134,9 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
         }
 
         if (hasNoRecords(getRecordsResponse)) {
+            if (!isComplete && idlePollMs > 0) {
+                notBefore.put(splitState.getSplitId(), System.currentTimeMillis() + idlePollMs);
+            }
             return isComplete
                     ? new KinesisRecordsWithSplitIds(
                             Collections.emptyIterator(), splitState.getSplitId(), true)
@@ -132,6 +154,44 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
                 getRecordsResponse.records().iterator(), splitState.getSplitId(), isComplete);
     }
 
+    /** The first queued split that may be asked now, in round-robin order; null if none is due. */
+    @Nullable
+    private KinesisShardSplitState nextDueSplit() {
+        long now = System.currentTimeMillis();
+        for (int i = assignedSplits.size(); i > 0; i--) {
+            KinesisShardSplitState s = assignedSplits.poll();
+            Long due = notBefore.get(s.getSplitId());
+            if (due == null || due <= now) {
+                notBefore.remove(s.getSplitId());
+                return s;
+            }
+            assignedSplits.add(s);
+        }
+        return null;
+    }
+
+    /** Sleeps until the earliest queued split is due (or one pause if none is queued), unless woken. */
+    private void pauseUntilASplitIsDue() {
+        long now = System.currentTimeMillis();
+        long until = now + Math.max(idlePollMs, 1);
+        for (KinesisShardSplitState s : assignedSplits) {
+            until = Math.min(until, notBefore.getOrDefault(s.getSplitId(), now));
+        }
+        synchronized (sleep) {
+            long left = until - System.currentTimeMillis();
+            while (!wakeUp && left > 0) {
+                try {
+                    sleep.wait(left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt(); // the fetcher is closing
+                    break;
+                }
+                left = until - System.currentTimeMillis();
+            }
+            wakeUp = false;
+        }
+    }
+
     private boolean hasNoRecords(GetRecordsResponse getRecordsResponse) {
         return !getRecordsResponse.hasRecords() || getRecordsResponse.records().isEmpty();
     }
@@ -139,6 +199,7 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
     /** A split is finished: the children that waited only for it join the fetch queue. */
     private void finished(String splitId) {
         unfinished.remove(splitId);
+        notBefore.remove(splitId);
         Iterator<Map.Entry<String, KinesisShardSplitState>> it = waiting.entrySet().iterator();
         while (it.hasNext()) {
             Map.Entry<String, KinesisShardSplitState> e = it.next();
@@ -200,7 +261,11 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
 
     @Override
     public void wakeUp() {
-        // Do nothing because we don't have any sleep mechanism
+        // New splits, a pause of the reader or shutdown: stop a pause between polls.
+        synchronized (sleep) {
+            wakeUp = true;
+            sleep.notifyAll();
+        }
     }
 
     @Override
