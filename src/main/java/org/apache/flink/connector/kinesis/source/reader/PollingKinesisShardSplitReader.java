@@ -46,6 +46,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 
 import static java.util.Collections.singleton;
 
@@ -100,7 +101,7 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
 
     static final long DEFAULT_IDLE_POLL_MS = 200;
     private final long idlePollMs;
-    /** Split id -> the earliest time (ms) to ask it again, for a split whose last answer was empty. */
+    /** Split id -> the earliest {@code System.nanoTime()} to ask it again, after an empty answer (monotonic: the wall clock of a VM can step). */
     private final Map<String, Long> notBefore = new HashMap<>();
     private final Object sleep = new Object();
     private boolean wakeUp; // guarded by sleep
@@ -135,7 +136,7 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
 
         if (hasNoRecords(getRecordsResponse)) {
             if (!isComplete && idlePollMs > 0) {
-                notBefore.put(splitState.getSplitId(), System.currentTimeMillis() + idlePollMs);
+                notBefore.put(splitState.getSplitId(), System.nanoTime() + idlePollMs * 1_000_000L);
             }
             return isComplete
                     ? new KinesisRecordsWithSplitIds(
@@ -157,11 +158,11 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
     /** The first queued split that may be asked now, in round-robin order; null if none is due. */
     @Nullable
     private KinesisShardSplitState nextDueSplit() {
-        long now = System.currentTimeMillis();
+        long now = System.nanoTime();
         for (int i = assignedSplits.size(); i > 0; i--) {
             KinesisShardSplitState s = assignedSplits.poll();
             Long due = notBefore.get(s.getSplitId());
-            if (due == null || due <= now) {
+            if (due == null || due - now <= 0) {
                 notBefore.remove(s.getSplitId());
                 return s;
             }
@@ -172,21 +173,21 @@ public class PollingKinesisShardSplitReader implements SplitReader<Record, Kines
 
     /** Sleeps until the earliest queued split is due (or one pause if none is queued), unless woken. */
     private void pauseUntilASplitIsDue() {
-        long now = System.currentTimeMillis();
-        long until = now + Math.max(idlePollMs, 1);
+        long now = System.nanoTime();
+        long left = Math.max(idlePollMs, 1) * 1_000_000L;
         for (KinesisShardSplitState s : assignedSplits) {
-            until = Math.min(until, notBefore.getOrDefault(s.getSplitId(), now));
+            left = Math.min(left, notBefore.getOrDefault(s.getSplitId(), now) - now);
         }
+        long until = now + left;
         synchronized (sleep) {
-            long left = until - System.currentTimeMillis();
             while (!wakeUp && left > 0) {
                 try {
-                    sleep.wait(left);
+                    TimeUnit.NANOSECONDS.timedWait(sleep, left);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt(); // the fetcher is closing
                     break;
                 }
-                left = until - System.currentTimeMillis();
+                left = until - System.nanoTime();
             }
             wakeUp = false;
         }
