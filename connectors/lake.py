@@ -251,12 +251,14 @@ class CommittedIds:
         new = [p for p in paths if p not in self._ids]
         if new:
             with ThreadPoolExecutor(min(self.workers, len(new))) as pool:
-                for path, ids in zip(new, pool.map(lambda p: _event_ids_of(table.io, p), new)):
+                read = pool.map(lambda p: read_data_file(table.io, p, ("event_id",))["event_id"].to_pylist(), new)
+                for path, ids in zip(new, read):
                     self._ids[path] = ids
         return [i for p in paths for i in self._ids[p]]
 
 
-def _event_ids_of(io, path: str) -> list[str]:
+def read_data_file(io, path: str, columns: tuple[str, ...]) -> pa.Table:
+    """Some columns of one data file, read directly (no scan planning)."""
     import pyarrow.parquet as pq
     with io.new_input(path).open() as f:
-        return pq.read_table(f, columns=["event_id"])["event_id"].to_pylist()
+        return pq.read_table(f, columns=list(columns))

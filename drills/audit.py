@@ -14,7 +14,6 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
 from pyiceberg.manifest import ManifestEntryStatus
 from pyiceberg.table.snapshots import Operation
 
@@ -78,8 +77,7 @@ def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list
 
     def read(item):
         path, sid = item
-        with t.io.new_input(path).open() as f:
-            return sid, pq.read_table(f, columns=list(COLUMNS)).to_pylist()
+        return sid, lake.read_data_file(t.io, path, COLUMNS).to_pylist()
     out: list[Row] = []
     with ThreadPoolExecutor(8) as pool:
         for sid, rows in pool.map(read, files):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conf.settings import load
 from connectors import lake, routing_control
+from connectors.lake import CommittedIds
 from sandbox import services
 from sandbox.jobrunner import await_canaries, start_job
 from sandbox.paths import LOCAL_PROPERTIES
@@ -59,7 +60,7 @@ class Sandbox:
         self.replicate, self.ddb_lag, self.s3_lag = replicate, ddb_lag, s3_lag
         self.kinesis = kinesis  # "kinesis-mock": Kinesis that reshards (sandbox/kinesis_mock.py)
         self.jobs = []
-        self._committed = None
+        self._committed = CommittedIds(self.settings)  # remembers the files it read (`lake` is a parameter here)
 
     def up(self):
         services.up(self.settings, self.properties, self.state, self.replicate, self.ddb_lag, self.s3_lag,
@@ -106,8 +107,6 @@ class Sandbox:
     def committed_ids(self, *regions: str) -> set[str]:
         """The event_ids committed in the regions' home tables, read incrementally: for polling
         while waiting. Assertions use `lake_ids`, a whole scan."""
-        if self._committed is None:
-            self._committed = lake.CommittedIds(self.settings)
         return {i for r in regions for i in self._committed(r)}
 
     def down(self):
