@@ -253,7 +253,22 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
             out["router_us"], out["profile"] = profile_router(s, sample, sb.table)
     finally:
         sb.down()
+    for level in a.floor:
+        out[f"floor-{level}"] = floor_round(a, level, recs, parallelism, port, root / f"floor-{level}")
     return out
+
+
+def floor_round(a, level: str, recs, parallelism: int, port: int, root: Path) -> dict:
+    """The same drain with the router replaced (scripts/capacity_floor_job.py), in a fresh sandbox."""
+    print(f"  floor {level}: pre-filling {len(recs):,} events ...", flush=True)
+    sb = Sandbox(root, port, [HOME], replicate=False, **{"read.publish.interval.ms": "0"}).up()
+    try:
+        put(sb.settings, HOME, recs)
+        job = start_job(HOME, sb.properties, root / "logs", extra_args=["--parallelism", str(parallelism)],
+                        module_or_script=[str(ROOT / "scripts" / "capacity_floor_job.py"), "--level", level])
+        return drain(f"floor {level}", job, sb.settings, HOME, len(recs), a.timeout)
+    finally:
+        sb.down()
 
 
 def main() -> int:
@@ -266,7 +281,14 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900, help="seconds one pipeline may take to drain")
     ap.add_argument("--port", type=int, default=4597)
     ap.add_argument("--no-profile", dest="profile", action="store_false")
+    ap.add_argument("--floor", default="",
+                    help="also drain with the router replaced by less (comma list of emit, dedup, state3: "
+                         "scripts/capacity_floor_job.py), to show what PyFlink itself costs")
     a = ap.parse_args()
+    a.floor = [x for x in a.floor.split(",") if x]
+    bad = [x for x in a.floor if x not in ("emit", "dedup", "state3")]
+    if bad:
+        ap.error(f"--floor: unknown level(s) {', '.join(bad)}; choose from emit, dedup, state3")
     if not DEFAULT_JAR.exists():
         print(f"error: {DEFAULT_JAR} missing: run scripts/bootstrap.sh", file=sys.stderr)
         return 2
@@ -291,6 +313,10 @@ def main() -> int:
                   f"{hf:10,.0f} {jv:9,.0f} {hf / jv:6.2f} {med(lambda r: r['homeflow']['cpu_per_1k']):11.2f} "
                   f"{med(lambda r: r['java']['cpu_per_1k']):13.2f} {med(lambda r: r['homeflow']['start_to_first_s']):10.1f} "
                   f"{med(lambda r: r['java']['start_to_first_s']):12.1f}")
+            for level in a.floor:
+                fl = med(lambda r: r[f"floor-{level}"]["rate"])
+                print(f"{'':8} {'':>2} {'':>7} {'floor ' + level:>11} {fl:10,.0f} {jv:9,.0f} {fl / jv:6.2f} "
+                      f"{med(lambda r: r[f'floor-{level}']['cpu_per_1k']):11.2f}")
     prof = [r for r in results if "profile" in r]
     if prof:
         r = prof[0]

@@ -3,7 +3,13 @@ the job is killed (SIGKILL of its whole process group, JVM included) at random p
 restored from the latest completed checkpoint; once it is stopped with a savepoint (through the
 REST API, as a failover drill does) and a new process restores from that. The job compacts its
 table as it goes (every 5 commits). Afterwards every event_id is in the lake exactly once, and
-for each key no event is committed in an earlier snapshot than an event produced before it."""
+for each key no event is committed in an earlier snapshot than an event produced before it.
+
+It also checks that a key's per-origin high-water mark (the router's order state, written in
+the same call into Java as its dedup entry: dev.homeflow.flink.RouterStateOps) is in the state
+a restore gets: a probe key committed before every interruption and not touched after them is
+then sent a record whose origin position is older; it must land flagged `reordered`, and the
+same record for a key without history (the control) unflagged."""
 from __future__ import annotations
 
 import random
@@ -18,6 +24,7 @@ from sandbox.flink_rest import stop_with_savepoint
 from sandbox.jobrunner import start_job, wait_until
 from cli.produce import events, put
 from connectors import lake
+from udfs.envelope import Envelope
 from sandbox.local_cluster import Sandbox
 from tests.conftest import first_commit_index, latest_checkpoint
 
@@ -58,6 +65,10 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         job = start_job("us-east-1", sb.properties, tmp_path / "logs-0", extra_args=base_args)
         sb.jobs.append(job)
         wait_until(lambda: list(ckpt.glob("**/chk-*/_metadata")), 180, 1.0, [job], "first checkpoint")
+        probe = [Envelope(f"probe-{i}", "order-probe", int(time.time() * 1000), "us-east-1") for i in range(3)]
+        put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in probe])
+        wait_until(lambda: {e.event_id for e in probe} <= sb.committed_ids("us-east-1"), 120, 1.0, [job],
+                   "the order probe's first records")
         producer.start()
         kills = []
         restored_at = 0.0
@@ -89,6 +100,12 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         evs = list(sent)
         ids = {e.event_id for e in evs}
         wait_until(lambda: ids <= sb.committed_ids("us-east-1"), 300, 2.0, [job], "all events committed")
+        # Sent as if forwarded from us-east-1 with the oldest possible origin position.
+        older = [Envelope(f"probe-older-{k}", k, int(time.time() * 1000), "us-east-1", hops=1, oseq="1")
+                 for k in ("order-probe", "order-probe-control")]
+        put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in older])
+        wait_until(lambda: {e.event_id for e in older} <= sb.committed_ids("us-east-1"), 120, 1.0, [job],
+                   "the order probe's older records")
         time.sleep(4)  # a few more checkpoints: late duplicates would be committed by now
 
         rows = sb.lake_ids("us-east-1")
@@ -101,6 +118,11 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
             by_key[e.key].append(first[e.event_id])
         for key, commits in by_key.items():
             assert commits == sorted(commits), f"{key}: a later event was committed before an earlier one"
+
+        flags = dict(zip(*lake.read_rows(sb.settings, "us-east-1", ("event_id", "unordered")).to_pydict().values()))
+        assert flags["probe-older-order-probe"] == "reordered", \
+            f"the probe key's high-water mark did not survive the restores: {flags['probe-older-order-probe']!r}"
+        assert flags["probe-older-order-probe-control"] is None, "control: a key without history is in order"
 
         table = lake.load_table(sb.settings, "us-east-1")
         summaries = [s.summary for s in table.metadata.snapshots]

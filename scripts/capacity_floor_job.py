@@ -1,0 +1,81 @@
+"""The homeflow job with its router replaced by less: what a Python keyed operator costs in PyFlink
+before any routing (scripts/bench_capacity.py --floor). Not a product; a measuring stick.
+
+    python scripts/capacity_floor_job.py --level emit|dedup|state3 --region R --properties P
+
+Same graph, sources, key_by, connect to the routing feed, Java splitter and Iceberg sink as
+jobs.ingest; only the keyed broadcast function differs:
+
+* emit: parse the envelope (udfs.envelope.parse), emit its home row. No state.
+* dedup: the same, plus the router's dedup (MapState contains + put of the event_id).
+* state3: the same, plus the router's per-origin high-water put: the three keyed-state calls the
+  router makes for a home record.
+
+Defined here (a script, pickled by value) so jobs/ holds only the product.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pyflink.common import Row, Types  # noqa: E402
+from pyflink.datastream.functions import KeyedBroadcastProcessFunction  # noqa: E402
+from pyflink.datastream.state import MapStateDescriptor  # noqa: E402
+
+LEVELS = ("emit", "dedup", "state3")
+
+
+class FloorRouter(KeyedBroadcastProcessFunction):
+    def __init__(self, settings_doc: dict, level: str):
+        self.settings_doc, self.level = settings_doc, level
+
+    def open(self, ctx):
+        from conf.settings import settings_from_groups
+        s = settings_from_groups(self.settings_doc)
+        self.region, self.known, self.max_bytes = s.job.region, frozenset(s.job.regions), s.job.max_record_bytes
+        self.seen = ctx.get_map_state(MapStateDescriptor("seen", Types.STRING(), Types.LONG()))
+        self.order = ctx.get_map_state(MapStateDescriptor("order", Types.STRING(), Types.STRING()))
+
+    def process_broadcast_element(self, value, ctx):
+        return []
+
+    def process_element(self, value, ctx):
+        from udfs.envelope import parse
+        env = parse(bytes(value[3]), self.known, self.max_bytes)
+        now = int(time.time() * 1000)
+        if self.level != "emit":
+            if self.seen.contains(env.event_id):
+                return
+            self.seen.put(env.event_id, now)
+            if self.level == "state3":
+                self.order.put(env.origin, f"{value[1]}/{value[2]}")
+        payload = None if env.payload is None else json.dumps(env.payload, separators=(",", ":"))
+        source = f"{value[0].rsplit('/', 1)[-1]}/{value[1]}/{value[2]}"
+        yield Row("", None, None, env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, 0, self.region,
+                  payload, source, now, 0, None)
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if "--level" not in argv:
+        print(f"error: --level {'|'.join(LEVELS)} is required", file=sys.stderr)
+        return 2
+    i = argv.index("--level")
+    level = argv[i + 1]
+    if level not in LEVELS:
+        print(f"error: --level must be one of {', '.join(LEVELS)}, not {level!r}", file=sys.stderr)
+        return 2
+    del argv[i:i + 2]
+    from jobs import graph, ingest
+    graph.RouterFunction = lambda doc: FloorRouter(doc, level)
+    print(f"capacity floor job: router replaced by level {level!r}", flush=True)
+    return ingest.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
