@@ -15,8 +15,8 @@ from conf.settings import AwsSettings
 
 # Row(stream, shard_id, seq, data): a Kinesis record with its original bytes
 SOURCE_ROW = Types.ROW_NAMED(
-    ["stream", "shard_id", "seq", "data", "key"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING()],
+    ["stream", "shard_id", "seq", "data"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
 # Row(business_key, SOURCE_ROW) emitted by dev.homeflow.flink.KeyedKinesisRecordSchema
 KEYED_SOURCE_ROW = Types.ROW([Types.STRING(), SOURCE_ROW])

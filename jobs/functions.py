@@ -32,7 +32,6 @@ WAIT_RETRY_MS = 200  # held keys look again this often (a new table may have com
 KEY_CACHE = 50_000  # key states kept decoded in memory (LRU); keyed state stays the truth
 LATE_KEY_METRICS = 1000  # keys with their own late-records counter, then one shared "other"
 ACK_EVERY_MS = 1000
-COUNTER_FLUSH_EVERY = 1000  # router counter increments summed in Python; also flushed on every routing tick
 # Log every decision for one business key (debugging a hand-off): HOMEFLOW_TRACE_KEY=<key>.
 TRACE_KEY = os.environ.get("HOMEFLOW_TRACE_KEY")
 
@@ -42,34 +41,18 @@ def _now_ms() -> int:
 
 
 class _Counters:
-    """Lazily created counters under kinesisanalytics, labelled by a name suffix.
+    """Lazily created counters under kinesisanalytics, labelled by a name suffix."""
 
-    With flush_every > 1 increments are summed in Python and handed to Flink's counters every
-    flush_every increments or on flush(): in THREAD mode each counter.inc() is a call into Java
-    (pemja), about as costly as a whole state access, and the router counts every record."""
-
-    def __init__(self, ctx: RuntimeContext, prefix: str, flush_every: int = 1):
+    def __init__(self, ctx: RuntimeContext, prefix: str):
         self._group = ctx.get_metrics_group().add_group(METRIC_GROUP)
         self._prefix = prefix
         self._counters: dict[str, Any] = {}
-        self._pending: dict[str, int] = {}
-        self._incs = 0
-        self._flush_every = flush_every
 
     def inc(self, name: str, n: int = 1) -> None:
-        self._pending[name] = self._pending.get(name, 0) + n
-        self._incs += 1
-        if self._incs >= self._flush_every:
-            self.flush()
-
-    def flush(self) -> None:
-        for name, n in self._pending.items():
-            c = self._counters.get(name)
-            if c is None:
-                c = self._counters[name] = self._group.counter(f"{self._prefix}{name}")
-            c.inc(n)
-        self._pending.clear()
-        self._incs = 0
+        c = self._counters.get(name)
+        if c is None:
+            c = self._counters[name] = self._group.counter(f"{self._prefix}{name}")
+        c.inc(n)
 
 
 class RoutingFeedFunction(ProcessFunction):
@@ -253,13 +236,10 @@ _NO_TABLE = TableHistory()
 
 class _Seen:
     """udfs.handoff.Seen over keyed map state (event_id -> ms committed), plus the event_ids the
-    home table held when the job started (the seed for a start without state). With `ops`
-    (THREAD mode) a claim is one call into Java (dev.homeflow.flink.RouterStateOps) that also
-    writes the origin's high-water mark, and `known_order` (the cache's view of the order state)
-    learns it so RouterFunction._store does not write it again."""
+    home table held when the job started (the seed for a start without state)."""
 
-    def __init__(self, state, seed: set[str], order=None, known_order: dict | None = None, ops=None):
-        self.state, self.seed, self.order, self.known_order, self.ops = state, seed, order, known_order, ops
+    def __init__(self, state, seed: set[str]):
+        self.state, self.seed = state, seed
 
     def contains(self, event_id: str) -> bool:
         return event_id in self.seed or self.state.contains(event_id)
@@ -267,37 +247,8 @@ class _Seen:
     def put(self, event_id: str, at_ms: int) -> None:
         self.state.put(event_id, at_ms)
 
-    def claim(self, event_id: str, at_ms: int, high_water: tuple[str, str] | None) -> bool:
-        if event_id in self.seed:
-            return False
-        if self.ops is None:  # PROCESS mode; the high-water is written by _store
-            if self.state.contains(event_id):
-                return False
-            self.state.put(event_id, at_ms)
-            return True
-        origin, oseq = high_water or (None, None)
-        if not self.ops.claim(self.state._state, self.order._state, event_id, at_ms, origin, oseq):
-            return False
-        if origin is not None:
-            self.known_order[origin] = oseq
-        return True
-
     def recent(self, n: int) -> list[str]:
         return [e for e, _ in sorted(self.state.items(), key=lambda kv: kv[1])[-n:]]
-
-
-def _router_state_ops(mode: str):
-    """A dev.homeflow.flink.RouterStateOps in THREAD mode, else None (PROCESS mode has no Java
-    objects in Python). pemja's findClass sees only the JVM's class path, not the job's jar, so the
-    class comes from the task thread's context class loader (Flink's user-code loader). A failure
-    here is a packaging error and fails the operator's open."""
-    if mode != "thread":
-        return None
-    from pemja import findClass
-    loader = findClass("java.lang.Thread").currentThread().getContextClassLoader()
-    # Class.newInstance(), not getDeclaredConstructor().newInstance(): pemja passes a varargs call
-    # without arguments as garbage (the JVM crashed in JavaCallArguments).
-    return loader.loadClass("dev.homeflow.flink.RouterStateOps").newInstance()
 
 
 class RouterFunction(KeyedBroadcastProcessFunction):
@@ -329,8 +280,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self.order = ctx.get_map_state(descs["order"])
         self.kstate = ctx.get_state(descs["kstate"])
         self.held = ctx.get_list_state(descs["held"])
-        self.metrics = _Counters(ctx, "homeflow_", flush_every=COUNTER_FLUSH_EVERY)
-        self._ops = _router_state_ops(job.python_execution_mode)
+        self.metrics = _Counters(ctx, "homeflow_")
         group = ctx.get_metrics_group().add_group(METRIC_GROUP)
         self._late_groups: dict[str, Any] = {}
         self._group = group
@@ -421,7 +371,6 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         return _NO_TABLE
 
     def process_broadcast_element(self, value: str, ctx):
-        self.metrics.flush()  # a routing tick comes every routing.poll.ms: counters lag at most that
         self._fresh = True
         tables = self._history(ctx)
         cur = tables.current
@@ -461,8 +410,6 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self._acked = state
 
     def close(self) -> None:
-        if getattr(self, "metrics", None) is not None:
-            self.metrics.flush()
         if getattr(self, "_acks", None) is not None:
             self._acks.close()
 
@@ -477,7 +424,8 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         ks.order = dict(self.order.items())
         held = self.held.get()
         ks.held = [Held(bytes(r[1]), r[0], r[2], r[3]) for r in (held or [])]
-        self._cache[key] = [ks, self._core_view(ks), dict(ks.order)]
+        # [KeyState, stored core view, stored order, stored held list as (Held, late) pairs]
+        self._cache[key] = [ks, self._core_view(ks), dict(ks.order), [(h, h.late) for h in ks.held]]
         if len(self._cache) > KEY_CACHE:
             self._cache.popitem(last=False)
         return ks
@@ -492,7 +440,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         """Write back what changed: the small per-key state, new high-water marks, held records."""
         entry = self._cache.get(key)
         if entry is None:  # evicted meanwhile (cannot happen within one call, but stay safe)
-            entry = self._cache[key] = [ks, None, {}]
+            entry = self._cache[key] = [ks, None, {}, None]
         view = self._core_view(ks)
         if view != entry[1]:
             self.kstate.update(ks.to_json_core())
@@ -503,14 +451,20 @@ class RouterFunction(KeyedBroadcastProcessFunction):
                 self.order.put(origin, oseq)
                 known[origin] = oseq
         if held_changed:
-            if ks.held:
-                self.held.update([Row(h.source, h.raw, h.arrived_ms, h.late) for h in ks.held])
+            stored, held = entry[3], ks.held
+            if not held:
+                if stored is None or stored:
+                    self.held.clear()
+            elif stored is not None and len(held) >= len(stored) and all(
+                    h is s and h.late == late for h, (s, late) in zip(held, stored)):
+                # Only appended to (records queue behind a wait): add the new ones. Rewriting the
+                # whole list on every arrival made holding quadratic, one conversion per held row.
+                if len(held) > len(stored):
+                    self.held.add_all([Row(h.source, h.raw, h.arrived_ms, h.late) for h in held[len(stored):]])
             else:
-                self.held.clear()
+                self.held.update([Row(h.source, h.raw, h.arrived_ms, h.late) for h in held])
+            entry[3] = [(h, h.late) for h in held]
             self._held_now += len(ks.held) - held_before
-
-    def _seen_for(self, key: str) -> _Seen:
-        return _Seen(self.seen, self._seed, self.order, self._cache[key][2], self._ops)
 
     @staticmethod
     def _key(ctx) -> str:
@@ -518,12 +472,12 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         return k[0] if isinstance(k, Row) else k
 
     def process_element(self, value: Row, ctx):
-        key = value[4]  # the business key, repeated in the row: ctx.get_current_key() is a call into Java
+        key = self._key(ctx)
         ks = self._load(key)
         before = len(ks.held)
         now = _now_ms()
         item = Held(bytes(value[3]), f"{value[0].rsplit('/', 1)[-1]}/{value[1]}/{value[2]}", now)
-        outs = self.core.on_item(ks, self._seen_for(key), self._routing_tables(ctx, now), item, now)
+        outs = self.core.on_item(ks, _Seen(self.seen, self._seed), self._routing_tables(ctx, now), item, now)
         yield from self._after(key, ks, before, before > 0 or bool(ks.held), outs, ctx, now)
 
     def on_timer(self, timestamp: int, ctx):
@@ -533,7 +487,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         ks = self._load(key)
         before = len(ks.held)
         now = _now_ms()
-        outs = self.core.pump(ks, self._seen_for(key), self._routing_tables(ctx, now), now)
+        outs = self.core.pump(ks, _Seen(self.seen, self._seed), self._routing_tables(ctx, now), now)
         yield from self._after(key, ks, before, True, outs, ctx, now)
 
     def _after(self, key, ks: KeyState, held_before: int, held_changed: bool, outs, ctx, now: int):

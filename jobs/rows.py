@@ -3,7 +3,7 @@ from pyflink.common import Types
 
 from connectors.kinesis import SOURCE_ROW
 
-SOURCE = SOURCE_ROW  # records as read: Row(stream, shard_id, seq, data, key): the bytes and their business key
+SOURCE = SOURCE_ROW  # records as read: Row(stream, shard_id, seq, data) with the original bytes
 # Home records, in the Iceberg table's column order (connectors/lake_schema.py); event_time is
 # epoch ms here and becomes a timestamp in dev.homeflow.flink.RowToRowData.
 LAKE = Types.ROW_NAMED(

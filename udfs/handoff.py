@@ -58,12 +58,6 @@ class Seen(Protocol):
 
     def recent(self, n: int) -> list[str]: ...
 
-    def claim(self, event_id: str, at_ms: int, high_water: tuple[str, str] | None) -> bool:
-        """contains + put in one step: False (nothing written) if event_id was seen; else put it
-        and, if given, persist high_water = (origin, oseq) with it. One step because each call
-        into Flink state is the expensive part of a record in the job (RouterStateOps)."""
-        ...
-
 
 @dataclass
 class Held:
@@ -326,13 +320,13 @@ class KeyRouter:
 
     def _home(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
         ks.homed, ks.last_home = True, self.region
-        oseq = env.oseq or (h.seq() if env.hops == 0 else None)
-        advance = oseq is not None and not _after(ks.order.get(env.origin), oseq)
-        if not seen.claim(env.event_id, now, (env.origin, oseq) if advance else None):
+        if seen.contains(env.event_id):
             self.count("dedup_dropped", 1)
             return True
-        late = self._late(ks, env, h, table)  # against the high-water before this record
-        if advance:
+        seen.put(env.event_id, now)
+        late = self._late(ks, env, h, table)
+        oseq = env.oseq or (h.seq() if env.hops == 0 else None)
+        if oseq is not None and not _after(ks.order.get(env.origin), oseq):
             ks.order[env.origin] = oseq
         self.count("records_home", 1)
         if late:

@@ -42,12 +42,6 @@ class DictSeen:
     def recent(self, n):
         return [e for e, _ in sorted(self.d.items(), key=lambda kv: kv[1])[-n:]]
 
-    def claim(self, eid, at, high_water):  # high_water: the sim keeps order in KeyState
-        if eid in self.d:
-            return False
-        self.d[eid] = at
-        return True
-
 
 @dataclass
 class RegionState:

@@ -27,12 +27,6 @@ class Seen(dict):
     def recent(self, n):
         return list(self)[-n:]
 
-    def claim(self, e, at, high_water):
-        if e in self:
-            return False
-        self[e] = at
-        return True
-
 
 def table(epoch, overrides=None, **states):
     return RoutingTable(epoch, {r: RegionEntry(1, states.get(r.replace("-", "_"), "ACTIVE")) for r in (US, EU)},

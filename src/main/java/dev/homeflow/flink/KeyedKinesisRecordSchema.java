@@ -2,7 +2,6 @@ package dev.homeflow.flink;
 
 import java.io.IOException;
 import java.util.List;
-import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.connector.kinesis.source.serialization.KinesisDeserializationSchema;
@@ -14,11 +13,9 @@ import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 
 /**
- * Emits Row(business_key, Row(stream, shard_id, seq, data, business_key)): the shape PyFlink's
- * key_by produces internally, so the job can key the stream in Java (DataStream.keyBy on field 0)
- * and save a Python operator on every record. The key is repeated inside the record because
- * PyFlink hands a keyed function only the inner row: asking the context for the current key is a
- * call into Java per record, as costly as a state access (dev.homeflow.flink.RouterStateOps). The key is the envelope's top-level "key" string, read with
+ * Emits Row(business_key, Row(stream, shard_id, seq, data)): the shape PyFlink's key_by produces
+ * internally, so the job can key the stream in Java (DataStream.keyBy on field 0) and save a
+ * Python operator on every record. The key is the envelope's top-level "key" string, read with
  * a streaming JSON parser; records without one get the key "" and are dead-lettered by the router,
  * which validates the whole envelope. So does a key that is not valid Unicode (an escaped lone
  * surrogate such as "\ud800"): the Python side cannot take such a string, and one record carrying
@@ -29,26 +26,21 @@ public final class KeyedKinesisRecordSchema implements KinesisDeserializationSch
     private static final long serialVersionUID = 1L;
     private static final JsonFactory JSON = new JsonFactory();
 
-    public static final TypeInformation<Row> RECORD = Types.ROW_NAMED(
-            new String[] {"stream", "shard_id", "seq", "data", "key"}, Types.STRING, Types.STRING, Types.STRING,
-            PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.STRING);
-    public static final TypeInformation<Row> TYPE = Types.ROW(Types.STRING, RECORD);
+    public static final TypeInformation<Row> TYPE = Types.ROW(Types.STRING, KinesisRecordRowSchema.TYPE);
 
     @Override
     public void deserialize(Record record, String stream, String shardId, Collector<Row> out) {
         byte[] data = record.data().asByteArray();
         List<byte[]> members = KplAggregate.decode(data);
         if (members == null) {
-            String key = businessKey(data);
-            out.collect(Row.of(key, Row.of(stream, shardId, record.sequenceNumber(), data, key)));
+            out.collect(Row.of(businessKey(data), Row.of(stream, shardId, record.sequenceNumber(), data)));
             return;
         }
         // A KPL aggregate (forwards of a hot key, or a user's KPL producer): each member is a record
         // of its own, positioned "sequence:subsequence" as the KCL numbers them.
         for (int i = 0; i < members.size(); i++) {
             byte[] m = members.get(i);
-            String key = businessKey(m);
-            out.collect(Row.of(key, Row.of(stream, shardId, record.sequenceNumber() + ":" + i, m, key)));
+            out.collect(Row.of(businessKey(m), Row.of(stream, shardId, record.sequenceNumber() + ":" + i, m)));
         }
     }
 
