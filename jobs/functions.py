@@ -464,7 +464,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             else:
                 self.held.update([Row(h.source, h.raw, h.arrived_ms, h.late) for h in held])
             entry[3] = [(h, h.late) for h in held]
-            self._held_now += len(ks.held) - held_before
+            self._held_now += len(held) - held_before
 
     @staticmethod
     def _key(ctx) -> str:
@@ -476,7 +476,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         ks = self._load(key)
         before = len(ks.held)
         now = _now_ms()
-        item = Held(bytes(value[3]), f"{value[0].rsplit('/', 1)[-1]}/{value[1]}/{value[2]}", now)
+        item = Held(bytes(value[3]), rows.source_of(value), now)
         outs = self.core.on_item(ks, _Seen(self.seen, self._seed), self._routing_tables(ctx, now), item, now)
         yield from self._after(key, ks, before, before > 0 or bool(ks.held), outs, ctx, now)
 
@@ -512,14 +512,9 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         # dev.homeflow.flink.RouterOutputSplitter for why (side outputs from on_timer are broken).
         for o in outs:
             if isinstance(o, Home):
-                e = o.env
-                payload = None if e.payload is None else json.dumps(e.payload, separators=(",", ":"))
                 if o.late:
-                    self._late_metric(e.key)
-                # epoch = the routing epoch under which this region accepted it as home; it orders
-                # a key's rows across home tables and decides between two copies (udfs/resolve.py).
-                yield Row("", None, None, e.event_id, e.key, e.ts, e.ts, e.origin, e.hops, o.epoch, self.region,
-                          payload, o.source, o.routed_at, o.held_ms, o.late)
+                    self._late_metric(o.env.key)
+                yield rows.home_row(o.env, o.epoch, self.region, o.source, o.routed_at, o.held_ms, o.late)
             elif isinstance(o, Forward):
                 yield Row(o.region, o.env.key, o.env.to_json(), *rows.LAKE_NONE)
             elif isinstance(o, Dead):

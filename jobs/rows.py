@@ -1,5 +1,8 @@
-"""Row types passed between the job's operators (PyFlink type information)."""
-from pyflink.common import Types
+"""Row types passed between the job's operators (PyFlink type information), and the builders of
+the rows the router emits."""
+import json
+
+from pyflink.common import Row, Types
 
 from connectors.kinesis import SOURCE_ROW
 
@@ -24,3 +27,17 @@ HELD = Types.ROW_NAMED(["source", "data", "arrived", "late"],
                        [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.STRING()])
 # To a Kinesis sink: (partition key, JSON data).
 KINESIS_OUT = Types.ROW_NAMED(["partition_key", "data"], [Types.STRING(), Types.STRING()])
+
+
+def source_of(record) -> str:
+    """stream/shard/sequence of a SOURCE row, the stream by its short name: a record's position as read."""
+    return f"{record[0].rsplit('/', 1)[-1]}/{record[1]}/{record[2]}"
+
+
+def home_row(env, epoch: int, region: str, source: str, routed_at: int, held_ms: int, late: str | None) -> Row:
+    """A ROUTED row for the home table (dest ""). `epoch` is the routing epoch under which `region`
+    accepted the record as home; it orders a key's rows across home tables and decides between
+    two copies (udfs/resolve.py)."""
+    payload = None if env.payload is None else json.dumps(env.payload, separators=(",", ":"))
+    return Row("", None, None, env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, epoch, region,
+               payload, source, routed_at, held_ms, late)

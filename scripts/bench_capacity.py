@@ -50,6 +50,7 @@ from sandbox.local_cluster import Sandbox  # noqa: E402
 from sandbox.paths import JAR as DEFAULT_JAR  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
 
+FLOOR_LEVELS = ("emit", "dedup", "state3")  # scripts/capacity_floor_job.py LEVELS
 HOME, JAVA_REGION = "us-east-1", "eu-west-1"  # homeflow reads HOME; the Java pipeline JAVA_REGION
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -155,8 +156,8 @@ def drain(name: str, proc: JobProcess, settings, region: str, n: int, timeout: f
     # The first 10 s after the first commit apart: a job that holds records at start (no routing
     # table yet) drains slower there than later.
     early = max((s for s in snaps if s[0] <= first[0] + 10_000), default=first)
-    return {"rate": (n - first[1]) / span, "rate_first_10s": (early[1] - first[1]) / 10, "start_to_first_s": (first[0] - t_start) / 1000,
-            "start_to_all_s": (last[0] - t_start) / 1000,
+    return {"rate": (n - first[1]) / span, "rate_first_10s": (early[1] - first[1]) / 10,
+            "start_to_first_s": (first[0] - t_start) / 1000, "start_to_all_s": (last[0] - t_start) / 1000,
             "cpu_per_1k": (cpu_last - cpu_first) / max((n - first[1]) / 1000, 1e-9)}
 
 
@@ -285,13 +286,13 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=4597)
     ap.add_argument("--no-profile", dest="profile", action="store_false")
     ap.add_argument("--floor", default="",
-                    help="also drain with the router replaced by less (comma list of emit, dedup, state3: "
+                    help=f"also drain with the router replaced by less (comma list of {', '.join(FLOOR_LEVELS)}: "
                          "scripts/capacity_floor_job.py), to show what PyFlink itself costs")
     a = ap.parse_args()
     a.floor = [x for x in a.floor.split(",") if x]
-    bad = [x for x in a.floor if x not in ("emit", "dedup", "state3")]
+    bad = [x for x in a.floor if x not in FLOOR_LEVELS]
     if bad:
-        ap.error(f"--floor: unknown level(s) {', '.join(bad)}; choose from emit, dedup, state3")
+        ap.error(f"--floor: unknown level(s) {', '.join(bad)}; choose from {', '.join(FLOOR_LEVELS)}")
     if not DEFAULT_JAR.exists():
         print(f"error: {DEFAULT_JAR} missing: run scripts/bootstrap.sh", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ Defined here (a script, pickled by value) so jobs/ holds only the product.
 """
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyflink.common import Row, Types  # noqa: E402
+from pyflink.common import Types  # noqa: E402
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction  # noqa: E402
 from pyflink.datastream.state import MapStateDescriptor  # noqa: E402
 
@@ -45,6 +45,7 @@ class FloorRouter(KeyedBroadcastProcessFunction):
         return []
 
     def process_element(self, value, ctx):
+        from jobs import rows
         from udfs.envelope import parse
         env = parse(bytes(value[3]), self.known, self.max_bytes)
         now = int(time.time() * 1000)
@@ -54,27 +55,18 @@ class FloorRouter(KeyedBroadcastProcessFunction):
             self.seen.put(env.event_id, now)
             if self.level == "state3":
                 self.order.put(env.origin, f"{value[1]}/{value[2]}")
-        payload = None if env.payload is None else json.dumps(env.payload, separators=(",", ":"))
-        source = f"{value[0].rsplit('/', 1)[-1]}/{value[1]}/{value[2]}"
-        yield Row("", None, None, env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, 0, self.region,
-                  payload, source, now, 0, None)
+        yield rows.home_row(env, 0, self.region, rows.source_of(value), now, 0, None)
 
 
 def main() -> int:
-    argv = sys.argv[1:]
-    if "--level" not in argv:
-        print(f"error: --level {'|'.join(LEVELS)} is required", file=sys.stderr)
-        return 2
-    i = argv.index("--level")
-    level = argv[i + 1]
-    if level not in LEVELS:
-        print(f"error: --level must be one of {', '.join(LEVELS)}, not {level!r}", file=sys.stderr)
-        return 2
-    del argv[i:i + 2]
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Every other option is jobs.ingest's.")
+    p.add_argument("--level", choices=LEVELS, required=True)
+    a, rest = p.parse_known_args()
     from jobs import graph, ingest
-    graph.RouterFunction = lambda doc: FloorRouter(doc, level)
-    print(f"capacity floor job: router replaced by level {level!r}", flush=True)
-    return ingest.main(argv)
+    graph.RouterFunction = lambda doc: FloorRouter(doc, a.level)
+    print(f"capacity floor job: router replaced by level {a.level!r}", flush=True)
+    return ingest.main(rest)
 
 
 if __name__ == "__main__":
