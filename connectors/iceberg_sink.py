@@ -120,4 +120,5 @@ def add_maintenance(env, settings: Settings) -> None:
         _java_catalog_properties(settings, region), POINTER_TABLE, POINTER_KEY, _table_name(settings, region))
     jvm.dev.homeflow.flink.LakeMaintenance.append(
         env._j_stream_execution_environment, java_table_loader(settings, region), lock, lake.compact_commits,
-        lake.compact_min_interval_ms, lake.compact_target_bytes, settings.job.parallelism)
+        lake.compact_min_interval_ms, lake.compact_target_bytes, settings.job.parallelism,
+        settings.job.checkpoint_interval_ms)

@@ -91,3 +91,21 @@ def completed_checkpoints(port: int) -> dict[int, tuple[int, int]]:
     job = running_job(port)
     return {c["id"]: (c["trigger_timestamp"], c["latest_ack_timestamp"])
             for c in call(port, f"/jobs/{job}/checkpoints")["history"] if c["status"] == "COMPLETED"}
+
+
+def checkpoint_tasks(port: int, job: str, checkpoint_id: int) -> dict[str, dict[str, int]]:
+    """Where one checkpoint spent its time, per operator chain (task name): `ack` = its last
+    subtask's acknowledgement - the trigger, and the slowest subtask's `start_delay` (trigger ->
+    the first barrier reached it), `alignment`, `sync` and `async` durations (ms)."""
+    names = {v["id"]: v["name"] for v in call(port, f"/jobs/{job}")["vertices"]}
+    detail = call(port, f"/jobs/{job}/checkpoints/details/{checkpoint_id}")
+    out: dict[str, dict[str, int]] = {}
+    for vid, t in detail["tasks"].items():
+        sub = call(port, f"/jobs/{job}/checkpoints/details/{checkpoint_id}/subtasks/{vid}")["summary"]
+        out[names.get(vid, vid)] = {
+            "ack": t["latest_ack_timestamp"] - detail["trigger_timestamp"],
+            "start_delay": sub["start_delay"]["max"],
+            "alignment": sub["alignment"]["duration"]["max"],
+            "sync": sub["checkpoint_duration"]["sync"]["max"],
+            "async": sub["checkpoint_duration"]["async"]["max"]}
+    return out

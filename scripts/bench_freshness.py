@@ -5,15 +5,19 @@ replication lags; eu-west-1's own job publishes that pointer (or, with --publish
 script does). The remote path after each commit is split into replication, publication and the
 reader's poll + read. Also commit latency: for every snapshot, the time from its Flink checkpoint
 completing (Flink's REST checkpoint history) to the commit (the snapshot's timestamp), and commit
-statistics (files and bytes per commit, snapshots, small-file ratio).
+statistics (files and bytes per commit, snapshots, small-file ratio). The home path is split per
+event (produced -> routed -> its checkpoint triggered -> completed -> committed -> seen), and each
+checkpoint per task (barrier start delay, alignment, sync, async), to show what holds commits.
 
     .venv/bin/python scripts/bench_freshness.py [--rate 200] [--seconds 20] [--replication-lag 2] [--publisher job|bench]
+        [--compact-commits N] [--compact-min-interval-ms MS] [--workdir DIR]
 
 Run after scripts/bootstrap.sh. Uses its own sandbox port (4599) and stops everything at the end.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -27,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sandbox.local_cluster import Sandbox  # noqa: E402
 from sandbox.jobrunner import wait_until  # noqa: E402
 from cli.produce import put  # noqa: E402
-from sandbox.flink_rest import FlinkRestError, completed_checkpoints  # noqa: E402
+from sandbox.flink_rest import FlinkRestError, checkpoint_tasks, completed_checkpoints, running_job  # noqa: E402
 from connectors import lake, maintenance, read_pointer  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
 
@@ -53,11 +57,17 @@ class PathMonitor:
         from connectors import aws
         self.s, self.home, self.reader = s, home, reader
         self.ddb_home = aws.client("dynamodb", home, s.aws)
+        self.s3_home = aws.client("s3", home, s.aws)
         self.s3_reader = aws.client("s3", reader, s.aws)
         self.ddb_reader = aws.client("dynamodb", reader, s.aws)
         self.committed: dict[int, float] = {}  # version -> first seen in the catalog (ms)
         self.replicated: dict[int, float] = {}  # version -> its metadata file first seen in the replica
         self.published: dict[int, float] = {}  # snapshot sequence number -> the read pointer's published_at_ms
+        # version -> the sequence number of the snapshot it made current. Read when the version is
+        # first seen: the table keeps only the newest `write.metadata.previous-versions-max` (50)
+        # metadata files, so after a run longer than that the early versions are gone.
+        self.seq_of_version: dict[int, int | None] = {}
+        self.unread: dict[int, str] = {}
         self.pending: dict[int, str] = {}
         self.stop = threading.Event()
 
@@ -69,6 +79,10 @@ class PathMonitor:
             if v not in self.committed:
                 self.committed[v] = now
                 self.pending[v] = loc
+                self.unread[v] = loc
+        for v, loc in sorted(self.unread.items()):
+            self.seq_of_version[v] = _current_sequence_number(self.s3_home, loc)
+            del self.unread[v]
         for v, loc in sorted(self.pending.items()):
             u = urlparse(loc)
             try:
@@ -105,26 +119,82 @@ class PathMonitor:
         return out
 
 
+def _current_sequence_number(s3, metadata_location: str) -> int | None:
+    import json
+    u = urlparse(metadata_location)
+    meta = json.loads(s3.get_object(Bucket=u.netloc, Key=u.path.lstrip("/"))["Body"].read())
+    current = meta.get("current-snapshot-id")
+    return next((x["sequence-number"] for x in meta.get("snapshots", []) if x["snapshot-id"] == current), None)
+
+
 def _first_at_or_after(times: dict[int, float], n: int) -> float | None:
     later = [t for m, t in times.items() if m >= n]
     return min(later) if later else None
 
 
-def commits_of(s, home: str) -> tuple[dict[str, int], dict[int, int]]:
-    """After the run: which snapshot (sequence number) first holds each event, and the snapshot
-    that each metadata version made current."""
-    from pyiceberg.table import StaticTable
+def commits_of(s, home: str) -> tuple[dict[str, int], dict[str, int], dict[int, tuple[int, int]]]:
+    """After the run: which snapshot (sequence number) first holds each event, when the router
+    emitted it (its `routed_at`), and per snapshot (timestamp, Flink checkpoint id)."""
     table = lake.load_table(s, home)
-    seq_of_version: dict[int, int] = {}
-    for m in [e.metadata_file for e in table.metadata.metadata_log] + [table.metadata_location]:
-        t = StaticTable.from_metadata(m, lake.s3_properties(s, home))
-        if t.current_snapshot() is not None:
-            seq_of_version[_version(m)] = t.current_snapshot().sequence_number
     first: dict[str, int] = {}
+    routed: dict[str, int] = {}
+    snaps: dict[int, tuple[int, int]] = {}
     for snap in sorted(table.metadata.snapshots, key=lambda x: x.sequence_number):
-        for eid in lake.read_rows(s, home, ("event_id",), snap.snapshot_id)["event_id"].to_pylist():
-            first.setdefault(eid, snap.sequence_number)
-    return first, seq_of_version
+        snaps[snap.sequence_number] = (snap.timestamp_ms,
+                                       int(lake.summary(snap).get("flink.max-committed-checkpoint-id", -1)))
+        rows = lake.read_rows(s, home, ("event_id", "routed_at"), snap.snapshot_id)
+        for eid, at in zip(rows["event_id"].to_pylist(), rows["routed_at"].to_pylist()):
+            if eid not in first:
+                first[eid], routed[eid] = snap.sequence_number, at
+    return first, routed, snaps
+
+
+def home_stages(produced: dict[str, int], first: dict[str, int], routed: dict[str, int],
+                snaps: dict[int, tuple[int, int]], checkpoints: dict[int, tuple[int, int]],
+                seen: dict[int, float]) -> dict[str, list[float]]:
+    """Per event, where the home path spent its time (ms): produced -> routed (Kinesis, source,
+    keying), routed -> its checkpoint triggered (waiting for the next checkpoint), triggered ->
+    completed (barriers through the graph, the writer's file, state), completed -> snapshot
+    committed (the committer's metadata and pointer swap), committed -> seen by the reader's poll."""
+    out: dict[str, list[float]] = {k: [] for k in ("read", "wait", "checkpoint", "commit", "seen")}
+    for e, ts in produced.items():
+        n = first.get(e)
+        snap = snaps.get(n) if n is not None else None
+        c = checkpoints.get(snap[1]) if snap else None
+        t_seen = _first_at_or_after(seen, n) if n is not None else None
+        if c is None or t_seen is None or routed.get(e) is None:
+            continue
+        out["read"].append(routed[e] - ts)
+        out["wait"].append(c[0] - routed[e])
+        out["checkpoint"].append(c[1] - c[0])
+        out["commit"].append(snap[0] - c[1])
+        out["seen"].append(t_seen - snap[0])
+    return out
+
+
+def print_checkpoints(checkpoints: dict[int, tuple[int, int]], tasks: dict[int, dict[str, dict[str, int]]]) -> None:
+    """The home job's checkpoints: the gaps between triggers (what an event waits for), and per
+    task where a checkpoint's time went (flink_rest.checkpoint_tasks)."""
+    ids = sorted(checkpoints)
+    gaps = [checkpoints[b][0] - checkpoints[a][0] for a, b in zip(ids, ids[1:]) if b == a + 1]
+    skipped = sum(b - a - 1 for a, b in zip(ids, ids[1:]))
+    durations = [checkpoints[i][1] - checkpoints[i][0] for i in ids]
+    print(f"checkpoints: {len(ids)} completed, {skipped} ids missing (failed, declined or not polled); "
+          f"trigger -> next trigger p50 {pct(gaps, 50):.0f} ms, p95 {pct(gaps, 95):.0f} ms, max {max(gaps, default=0):.0f} ms; "
+          f"trigger -> completed p50 {pct(durations, 50):.0f} ms, p95 {pct(durations, 95):.0f} ms")
+    names = sorted({n for t in tasks.values() for n in t})
+    print(f"  {'task (ms; p50 / p95 / max over checkpoints)':48} {'acked':>18} {'start delay':>18} {'alignment':>18} "
+          f"{'sync':>18} {'async':>18}")
+    for n in names:
+        cols = []
+        for f in ("ack", "start_delay", "alignment", "sync", "async"):
+            xs = [t[n][f] for t in tasks.values() if n in t]
+            cols.append(f"{pct(xs, 50):5.0f} / {pct(xs, 95):5.0f} / {max(xs, default=0):5.0f}")
+        print(f"  {n[:48]:48} " + " ".join(f"{c:>18}" for c in cols) + ("" if len(n) <= 48 else f"\n    ({n})"))
+    slow = [(checkpoints[i][1] - checkpoints[i][0], i) for i in ids if i in tasks]
+    for d, i in sorted(slow, reverse=True)[:3]:
+        last = max(tasks[i].items(), key=lambda kv: kv[1]["ack"])
+        print(f"  slowest: checkpoint {i}, {d} ms; last to ack: {last[0][:60]} {last[1]}")
 
 
 def main() -> int:
@@ -135,11 +205,20 @@ def main() -> int:
     ap.add_argument("--publisher", choices=["job", "bench"], default="job",
                     help="job: the reader region's own job publishes (read-publisher operator, as deployed); "
                          "bench: no reader job, this script publishes every 0.2 s (the earlier setup)")
+    ap.add_argument("--compact-commits", help="homeflow.lake/compact.commits for the run (0: no compaction in "
+                                              "the job); default: the shipped setting")
+    ap.add_argument("--compact-min-interval-ms", help="homeflow.lake/compact.min.interval.ms for the run")
     ap.add_argument("--port", type=int, default=4599)
+    ap.add_argument("--workdir", type=Path, help="keep the sandbox (job logs, checkpoints) here instead of a "
+                                                   "temporary directory removed at the end")
     ap.add_argument("--rest-port", type=int, default=18097)
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        sb = Sandbox(Path(tmp), a.port, [HOME, REMOTE], s3_lag=a.replication_lag).up()
+    if a.workdir:
+        a.workdir.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(a.workdir)) if a.workdir else tempfile.TemporaryDirectory()) as tmp:
+        lake_conf = {k: v for k, v in (("compact.commits", a.compact_commits),
+                                       ("compact.min.interval.ms", a.compact_min_interval_ms)) if v is not None}
+        sb = Sandbox(Path(tmp), a.port, [HOME, REMOTE], s3_lag=a.replication_lag, lake=lake_conf or None).up()
         s = sb.settings
         stop = threading.Event()
         monitor = PathMonitor(s, HOME, REMOTE)
@@ -149,9 +228,15 @@ def main() -> int:
             sb.start_jobs(regions, rest_ports={HOME: a.rest_port, REMOTE: a.rest_port + 1})
             checkpoints: dict[int, tuple[int, int]] = {}  # id -> (triggered, completed) ms
 
+            tasks: dict[int, dict[str, dict[str, int]]] = {}  # id -> per task (flink_rest.checkpoint_tasks)
+
             def poll_checkpoints():
                 try:
-                    checkpoints.update(completed_checkpoints(a.rest_port))
+                    new = completed_checkpoints(a.rest_port)
+                    job = running_job(a.rest_port)
+                    for cid in sorted(set(new) - set(checkpoints)):
+                        tasks[cid] = checkpoint_tasks(a.rest_port, job, cid)
+                        checkpoints[cid] = new[cid]
                 except (FlinkRestError, KeyError):  # between job start and its first checkpoint
                     pass
             if a.publisher == "bench":
@@ -202,7 +287,8 @@ def main() -> int:
             rows, _ = read_pointer.read_rows(s, HOME, REMOTE)
             ids = [i for i in rows["event_id"].to_pylist() if i in produced]  # not the start-up canary
             exact = len(ids) == len(set(ids)) == len(produced)
-            first_seq, seq_of_version = commits_of(s, HOME)
+            first_seq, routed_at, snap_info = commits_of(s, HOME)
+            seq_of_version = {v: n for v, n in monitor.seq_of_version.items() if n is not None}
             committed_seq: dict[int, float] = {}
             for v, t in monitor.committed.items():
                 if v in seq_of_version:
@@ -230,13 +316,19 @@ def main() -> int:
             st = maintenance.stats(table)
             print(f"\nload: {len(produced)} events at {a.rate:.0f}/s over {a.seconds:.0f}s, {len(keys)} keys; "
                   f"checkpoint interval {s.job.checkpoint_interval_ms / 1000:.1f}s; replication lag {a.replication_lag}s; "
-                  f"publisher: {a.publisher}")
+                  f"publisher: {a.publisher}; " + (f"compaction every {s.lake.compact_commits} commits" if s.lake.compact_commits else "no compaction"))
             print("visible = the catalog pointer (home) / the reader's read pointer (remote) first names a "
                   "snapshot holding the event (polled every 0.1 s; publication time is exact)")
             print(f"{'reader':28} {'seen':>6} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'max s':>7}")
             for name, lag in ((f"{HOME} (catalog pointer)", home_lag), (f"{REMOTE} (read pointer)", remote_lag)):
                 print(f"{name:28} {len(lag):>6} {pct(lag, 50) / 1000:7.2f} {pct(lag, 95) / 1000:7.2f} "
                       f"{pct(lag, 99) / 1000:7.2f} {max(lag) / 1000 if lag else float('nan'):7.2f}")
+            stages = home_stages(produced, first_seq, routed_at, snap_info, checkpoints, committed_seq)
+            print(f"home path per event (s), {len(stages['read'])} events whose checkpoint is in Flink's history:")
+            for stage, xs in stages.items():
+                print(f"  {stage:26} p50 {pct(xs, 50) / 1000:6.2f}  p95 {pct(xs, 95) / 1000:6.2f}"
+                      f"  max {max(xs, default=float('nan')) / 1000:6.2f}")
+            print_checkpoints(checkpoints, tasks)
             print("remote path after the commit, per commit (s):")
             for stage, xs in monitor.stages(seq_of_version).items():
                 print(f"  {stage:26} {len(xs):>4} commits  p50 {pct(xs, 50) / 1000:6.2f}  p95 {pct(xs, 95) / 1000:6.2f}"
