@@ -339,6 +339,14 @@ def main() -> int:
             print(f"commits: {len(sums)} snapshots, data files per commit median {pct(files, 50):.0f}, "
                   f"bytes per commit median {pct(sizes, 50):.0f}; table: {st.data_files} files, small-file "
                   f"(<{maintenance.SMALL_FILE_BYTES >> 20} MiB) ratio {st.small_file_ratio:.2f}")
+            # Every commit writes the whole metadata file, and every reader's refresh reads it: it
+            # grows with the snapshots until `homeflow maintain` expires some.
+            meta = urlparse(table.metadata_location)
+            meta_bytes = monitor.s3_home.head_object(Bucket=meta.netloc, Key=meta.path.lstrip("/"))["ContentLength"]
+            n_snaps = len(table.metadata.snapshots)
+            print(f"metadata file: {meta_bytes / 1024:.0f} KiB for {n_snaps} snapshots, {meta_bytes / max(1, n_snaps):.0f} "
+                  f"bytes per snapshot; at this checkpoint interval {meta_bytes / max(1, n_snaps) * 86_400_000 / s.job.checkpoint_interval_ms / 2**20:.0f} "
+                  f"MiB after a day without expiry, written by every commit")
             print(f"independent read through {REMOTE}'s pointer, replica bucket only: {len(ids)} rows, "
                   f"{'every event exactly once' if exact else 'MISMATCH'}")
             return 0 if exact and len(home_lag) == len(remote_lag) == len(produced) else 1
