@@ -20,7 +20,8 @@ DATA = 0  # manifest content: data files
 DELETED = 2  # manifest entry status
 
 
-def _get(s3, location: str) -> bytes:
+def read_object(s3, location: str) -> bytes:
+    """The bytes of the S3 object at an s3:// location."""
     u = urlparse(location)
     return s3.get_object(Bucket=u.netloc, Key=u.path.lstrip("/"))["Body"].read()
 
@@ -44,22 +45,22 @@ def committed_event_ids(settings: Settings, region: str, since_ms: int) -> set[s
     if loc is None:
         return set()
     s3 = aws.client("s3", region, settings.aws)
-    meta = json.loads(_get(s3, loc))
+    meta = json.loads(read_object(s3, loc))
     current = meta.get("current-snapshot-id")
     snaps = {s["snapshot-id"]: s for s in meta.get("snapshots", [])}
     if current in (None, -1) or current not in snaps:
         return set()
     recent = {sid for sid, s in snaps.items() if s["timestamp-ms"] >= since_ms}
     files = []
-    for m in fastavro.reader(io.BytesIO(_get(s3, snaps[current]["manifest-list"]))):
+    for m in fastavro.reader(io.BytesIO(read_object(s3, snaps[current]["manifest-list"]))):
         if m.get("content", DATA) != DATA:
             continue
-        for e in fastavro.reader(io.BytesIO(_get(s3, m["manifest_path"]))):
+        for e in fastavro.reader(io.BytesIO(read_object(s3, m["manifest_path"]))):
             sid = e.get("snapshot_id") or m.get("added_snapshot_id")
             if e["status"] != DELETED and sid in recent:
                 files.append(e["data_file"]["file_path"])
     ids: set[str] = set()
     for f in files:
-        ids.update(pq.read_table(io.BytesIO(_get(s3, f)), columns=["event_id"])["event_id"].to_pylist())
+        ids.update(pq.read_table(io.BytesIO(read_object(s3, f)), columns=["event_id"])["event_id"].to_pylist())
     log.info("dedup seed: %d event_ids from %d data files of %s's table", len(ids), len(files), region)
     return ids

@@ -85,10 +85,10 @@ def _completed_savepoint(target_dir: str, job: str) -> str | None:
     return f"file:{done[-1].parent}" if done else None
 
 
-def completed_checkpoints(port: int) -> dict[int, tuple[int, int]]:
+def completed_checkpoints(port: int, job: str | None = None) -> dict[int, tuple[int, int]]:
     """Checkpoint id -> (triggered, completed) epoch ms, for the completed checkpoints in the
-    running job's recent history (Flink keeps the last `web.checkpoints.history`, 10)."""
-    job = running_job(port)
+    running job's (or `job`'s) recent history (Flink keeps the last `web.checkpoints.history`, 10)."""
+    job = job or running_job(port)
     return {c["id"]: (c["trigger_timestamp"], c["latest_ack_timestamp"])
             for c in call(port, f"/jobs/{job}/checkpoints")["history"] if c["status"] == "COMPLETED"}
 

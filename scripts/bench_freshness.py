@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import tempfile
 import threading
@@ -33,6 +34,7 @@ from sandbox.jobrunner import wait_until  # noqa: E402
 from cli.produce import put  # noqa: E402
 from sandbox.flink_rest import FlinkRestError, checkpoint_tasks, completed_checkpoints, running_job  # noqa: E402
 from connectors import lake, maintenance, read_pointer  # noqa: E402
+from connectors.lake_seed import read_object  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
 
 HOME, REMOTE = "us-east-1", "eu-west-1"
@@ -120,9 +122,7 @@ class PathMonitor:
 
 
 def _current_sequence_number(s3, metadata_location: str) -> int | None:
-    import json
-    u = urlparse(metadata_location)
-    meta = json.loads(s3.get_object(Bucket=u.netloc, Key=u.path.lstrip("/"))["Body"].read())
+    meta = json.loads(read_object(s3, metadata_location))
     current = meta.get("current-snapshot-id")
     return next((x["sequence-number"] for x in meta.get("snapshots", []) if x["snapshot-id"] == current), None)
 
@@ -232,8 +232,8 @@ def main() -> int:
 
             def poll_checkpoints():
                 try:
-                    new = completed_checkpoints(a.rest_port)
                     job = running_job(a.rest_port)
+                    new = completed_checkpoints(a.rest_port, job)
                     for cid in sorted(set(new) - set(checkpoints)):
                         tasks[cid] = checkpoint_tasks(a.rest_port, job, cid)
                         checkpoints[cid] = new[cid]
