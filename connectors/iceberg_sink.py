@@ -110,15 +110,11 @@ def add_stats(ticks: DataStream, settings: Settings) -> None:
     ticks._j_data_stream.process(fn).uid("lake-stats").name("lake-stats").setParallelism(1)
 
 
-def add_maintenance(env, settings: Settings) -> None:
-    """Compaction of the home table inside the job (dev.homeflow.flink.LakeMaintenance, Iceberg's
-    Flink table maintenance), its lock an item of the read-pointer table."""
-    from connectors.read_pointer import POINTER_KEY, POINTER_TABLE
-    jvm = get_gateway().jvm
-    region, lake = settings.job.region, settings.lake
-    lock = jvm.dev.homeflow.flink.DynamoDbTriggerLockFactory(
-        _java_catalog_properties(settings, region), POINTER_TABLE, POINTER_KEY, _table_name(settings, region))
-    jvm.dev.homeflow.flink.LakeMaintenance.append(
-        env._j_stream_execution_environment, java_table_loader(settings, region), lock, lake.compact_commits,
-        lake.compact_min_interval_ms, lake.compact_target_bytes, settings.job.parallelism,
-        settings.job.checkpoint_interval_ms)
+def add_compaction(ticks: DataStream, settings: Settings) -> None:
+    """Compaction of the home table inside the job, on a thread of the operator's own
+    (dev.homeflow.flink.LakeCompactionFunction): a tick only starts the check."""
+    lake = settings.lake
+    fn = get_gateway().jvm.dev.homeflow.flink.LakeCompactionFunction(
+        java_table_loader(settings, settings.job.region), lake.compact_commits, lake.compact_min_interval_ms,
+        lake.compact_target_bytes)
+    ticks._j_data_stream.process(fn).uid("lake-compaction").name("lake-compaction").setParallelism(1)

@@ -23,7 +23,7 @@ from conf.settings import Settings
 from connectors import aws, lake
 
 POINTER_TABLE = "homeflow-read-pointers"
-POINTER_KEY = "table"  # hash key; items are read pointers, lake views and (lock#...) the maintenance locks
+POINTER_KEY = "table"  # hash key; items are read pointers and lake views
 
 
 def replica_bucket(settings: Settings, home: str, reader: str) -> str:

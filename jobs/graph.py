@@ -59,8 +59,10 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
     homed, side = split_router_output(routed)
 
     iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
-    if settings.lake.compact_commits:
-        iceberg_sink.add_maintenance(env, settings)
+    if settings.lake.compact_commits:  # checked once per checkpoint interval: about a commit's worth
+        iceberg_sink.add_compaction(
+            env.from_source(_tick_source(job.checkpoint_interval_ms), no_wm, "lake-compaction-ticks",
+                            type_info=Types.LONG()).uid("lake-compaction-ticks").set_parallelism(1), settings)
     lake_ticks = env.from_source(_tick_source(job.lake_stats_interval_ms), no_wm, "lake-stats-ticks",
                                  type_info=Types.LONG()).uid("lake-stats-ticks").set_parallelism(1)
     iceberg_sink.add_stats(lake_ticks, settings)

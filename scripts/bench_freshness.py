@@ -40,6 +40,19 @@ from udfs.envelope import Envelope  # noqa: E402
 HOME, REMOTE = "us-east-1", "eu-west-1"
 
 
+def print_windows(home_at: list[tuple[int, float]], rewrites_ms: list[int], width_s: int = 10) -> None:
+    """Home p95 per `width_s` of production time, so a slow phase (start, a rewrite) shows where it is."""
+    if not home_at:
+        return
+    t0 = min(ts for ts, _ in home_at)
+    by: dict[int, list[float]] = {}
+    for ts, lag in home_at:
+        by.setdefault((ts - t0) // (width_s * 1000), []).append(lag)
+    marks = {(t - t0) // (width_s * 1000) for t in rewrites_ms}
+    print(f"home p95 per {width_s} s of production (s; * = a rewrite committed in the window): " + " ".join(
+        f"{w * width_s}:{pct(xs, 95) / 1000:.1f}{'*' if w in marks else ''}" for w, xs in sorted(by.items())))
+
+
 def pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
@@ -293,13 +306,14 @@ def main() -> int:
             for v, t in monitor.committed.items():
                 if v in seq_of_version:
                     committed_seq.setdefault(seq_of_version[v], t)
-            home_lag, remote_lag = [], []
+            home_lag, remote_lag, home_at = [], [], []
             for e, ts in produced.items():
                 n = first_seq.get(e)
                 t_home = _first_at_or_after(committed_seq, n) if n is not None else None
                 t_remote = _first_at_or_after(monitor.published, n) if n is not None else None
                 if t_home is not None:
                     home_lag.append(t_home - ts)
+                    home_at.append((ts, t_home - ts))
                 if t_remote is not None:
                     remote_lag.append(t_remote - ts)
             table = lake.load_table(s, HOME)
@@ -323,6 +337,7 @@ def main() -> int:
             for name, lag in ((f"{HOME} (catalog pointer)", home_lag), (f"{REMOTE} (read pointer)", remote_lag)):
                 print(f"{name:28} {len(lag):>6} {pct(lag, 50) / 1000:7.2f} {pct(lag, 95) / 1000:7.2f} "
                       f"{pct(lag, 99) / 1000:7.2f} {max(lag) / 1000 if lag else float('nan'):7.2f}")
+            print_windows(home_at, [x.timestamp_ms for x in snaps if x.summary.operation.value == "replace"])
             stages = home_stages(produced, first_seq, routed_at, snap_info, checkpoints, committed_seq)
             print(f"home path per event (s), {len(stages['read'])} events whose checkpoint is in Flink's history:")
             for stage, xs in stages.items():

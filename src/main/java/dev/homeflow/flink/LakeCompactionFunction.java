@@ -1,0 +1,239 @@
+package dev.homeflow.flink;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.streaming.api.functions.ProcessFunction;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.util.Collector;
+import org.apache.iceberg.BaseCombinedScanTask;
+import org.apache.iceberg.DataFile;
+import org.apache.iceberg.DataOperations;
+import org.apache.iceberg.FileFormat;
+import org.apache.iceberg.FileScanTask;
+import org.apache.iceberg.Snapshot;
+import org.apache.iceberg.Table;
+import org.apache.iceberg.TableProperties;
+import org.apache.iceberg.actions.BinPackRewriteFilePlanner;
+import org.apache.iceberg.actions.FileRewritePlan;
+import org.apache.iceberg.actions.RewriteDataFiles;
+import org.apache.iceberg.actions.RewriteDataFilesCommitManager;
+import org.apache.iceberg.actions.RewriteFileGroup;
+import org.apache.iceberg.expressions.Expressions;
+import org.apache.iceberg.flink.FlinkSchemaUtil;
+import org.apache.iceberg.flink.TableLoader;
+import org.apache.iceberg.flink.sink.RowDataTaskWriterFactory;
+import org.apache.iceberg.flink.source.DataIterator;
+import org.apache.iceberg.flink.source.RowDataFileScanTaskReader;
+import org.apache.iceberg.io.CloseableIterator;
+import org.apache.iceberg.io.TaskWriter;
+import org.apache.iceberg.util.PropertyUtil;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Compaction of the region's home table inside the job, off the checkpoint path. Every
+ * {@code commits} commits that added data (counted back from the table's current snapshot to its
+ * last rewrite), and not more often than {@code minIntervalMs}, it bin-packs each partition's small
+ * files into files of up to {@code targetBytes} with Iceberg's own planner, reader, writer and
+ * rewrite commit (the pieces of Iceberg's Flink {@code RewriteDataFiles} maintenance task).
+ *
+ * <p>Why not Iceberg's {@code TableMaintenance} operators, which this replaces: their planner,
+ * rewrite runner and rewrite committer each do their work on their task thread, and a checkpoint
+ * barrier waits behind each in turn. On the sandbox one rewrite held a checkpoint, and so every home
+ * commit, for 8.6-14.7 s (bench_freshness.py, per-task start delay). Here a tick only starts the
+ * work on a thread of its own (or does nothing while it runs), like {@link LakeStatsFunction}.
+ *
+ * <p>No Flink state: the count comes from the table, so a restored job neither loses nor repeats
+ * it. A rewrite is a replace snapshot committed through the catalog's conditional write, validated
+ * from the snapshot it was planned on; it interleaves with the committer's appends like any other
+ * writer, and one that loses (its input files gone, a job killed mid-way) leaves only unreferenced
+ * files, which {@code homeflow maintain} removes as orphans. Nothing is expired, so the committer's
+ * restore still finds its last checkpoint by walking the snapshot's ancestors. Only the home
+ * region's job writes its table, so no lock is taken.
+ */
+public final class LakeCompactionFunction extends ProcessFunction<Long, Long> {
+    private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(LakeCompactionFunction.class);
+    private static final String GROUP = "kinesisanalytics";
+    // Enough for the trigger: the walk stops at the last rewrite or after `commits` data commits.
+    private static final int MAX_WALK = 100_000;
+
+    private final TableLoader loader;
+    private final int commits;
+    private final long minIntervalMs;
+    private final long targetBytes;
+
+    private transient Table table;
+    private transient ExecutorService worker;
+    private transient AtomicBoolean running;
+    private transient volatile long lastAttemptMs;
+    private transient long lastPlannedSnapshotId;
+    private transient int attempt;
+    private transient Counter rewrites;
+    private transient Counter rewrittenFiles;
+    private transient Counter errors;
+    private transient volatile long lastRewriteMs;
+
+    public LakeCompactionFunction(TableLoader loader, int commits, long minIntervalMs, long targetBytes) {
+        this.loader = loader;
+        this.commits = commits;
+        this.minIntervalMs = minIntervalMs;
+        this.targetBytes = targetBytes;
+    }
+
+    @Override
+    public void open(OpenContext openContext) {
+        MetricGroup g = getRuntimeContext().getMetricGroup().addGroup(GROUP);
+        rewrites = g.counter("homeflow_lake_rewrites");
+        rewrittenFiles = g.counter("homeflow_lake_rewritten_files");
+        errors = g.counter("homeflow_lake_rewrite_errors");
+        g.gauge("homeflow_lake_last_rewrite_ms", (Gauge<Long>) () -> lastRewriteMs);
+        running = new AtomicBoolean();
+        lastPlannedSnapshotId = -1;
+        ClassLoader userCode = Thread.currentThread().getContextClassLoader(); // the job jar's classes
+        worker = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "lake-compaction");
+            t.setDaemon(true);
+            t.setContextClassLoader(userCode);
+            return t;
+        });
+    }
+
+    @Override
+    public void processElement(Long tick, Context ctx, Collector<Long> out) {
+        if (System.currentTimeMillis() - lastAttemptMs < minIntervalMs) {
+            return;
+        }
+        if (running.compareAndSet(false, true)) {
+            worker.execute(() -> {
+                try {
+                    maybeRewrite();
+                } finally {
+                    running.set(false);
+                }
+            });
+        }
+    }
+
+    private void maybeRewrite() {
+        try {
+            if (table == null) {
+                loader.open();
+                table = loader.loadTable();
+            } else {
+                table.refresh();
+            }
+            Snapshot current = table.currentSnapshot();
+            if (current == null || dataCommitsSinceRewrite(current) < commits) {
+                return;
+            }
+            lastAttemptMs = System.currentTimeMillis();
+            lastPlannedSnapshotId = current.snapshotId();
+            rewrite(current);
+        } catch (Exception e) { // a failed rewrite must not fail the job: the next trigger retries
+            errors.inc();
+            LOG.warn("compaction of {} failed", table == null ? "the home table" : table.name(), e);
+        }
+    }
+
+    /** Commits that added data files since the last rewrite (or since the last plan that found nothing). */
+    private int dataCommitsSinceRewrite(Snapshot current) {
+        int n = 0;
+        Snapshot s = current;
+        for (int i = 0; s != null && i < MAX_WALK && n < commits; i++) {
+            if (DataOperations.REPLACE.equals(s.operation()) || s.snapshotId() == lastPlannedSnapshotId) {
+                break;
+            }
+            if (Long.parseLong(s.summary().getOrDefault("added-data-files", "0")) > 0) {
+                n++;
+            }
+            s = s.parentId() == null ? null : table.snapshot(s.parentId());
+        }
+        return n;
+    }
+
+    private void rewrite(Snapshot base) throws Exception {
+        long t0 = System.currentTimeMillis();
+        BinPackRewriteFilePlanner planner = new BinPackRewriteFilePlanner(
+                table, Expressions.alwaysTrue(), base.snapshotId(), false);
+        Map<String, String> options = new HashMap<>();
+        options.put(BinPackRewriteFilePlanner.TARGET_FILE_SIZE_BYTES, Long.toString(targetBytes));
+        // The trigger already decided that enough has been committed; any partition with two
+        // small files is worth a rewrite.
+        options.put(BinPackRewriteFilePlanner.MIN_INPUT_FILES, "2");
+        planner.init(options);
+        FileRewritePlan<RewriteDataFiles.FileGroupInfo, FileScanTask, DataFile, RewriteFileGroup> plan = planner.plan();
+        List<RewriteFileGroup> groups = new ArrayList<>();
+        try (CloseableIterator<RewriteFileGroup> it = plan.groups().iterator()) {
+            it.forEachRemaining(groups::add);
+        }
+        long t1 = System.currentTimeMillis();
+        if (groups.isEmpty()) {
+            LOG.info("compaction of {}: nothing to rewrite at snapshot {} (planned in {} ms)",
+                    table.name(), base.snapshotId(), t1 - t0);
+            return;
+        }
+        int in = 0, out = 0;
+        for (RewriteFileGroup group : groups) {
+            group.setOutputFiles(write(group));
+            in += group.rewrittenFiles().size();
+            out += group.addedFiles().size();
+        }
+        long t2 = System.currentTimeMillis();
+        new RewriteDataFilesCommitManager(table, base.snapshotId()).commitFileGroups(new HashSet<>(groups));
+        long t3 = System.currentTimeMillis();
+        rewrites.inc();
+        rewrittenFiles.inc(in);
+        lastRewriteMs = t3 - t0;
+        LOG.info("compaction of {}: {} files into {} in {} group(s) at snapshot {}; plan {} ms, rewrite {} ms, "
+                        + "commit {} ms", table.name(), in, out, groups.size(), base.snapshotId(), t1 - t0, t2 - t1,
+                t3 - t2);
+    }
+
+    private Set<DataFile> write(RewriteFileGroup group) throws Exception {
+        String format = PropertyUtil.propertyAsString(table.properties(), TableProperties.DEFAULT_FILE_FORMAT,
+                TableProperties.DEFAULT_FILE_FORMAT_DEFAULT);
+        RowDataTaskWriterFactory factory = new RowDataTaskWriterFactory(table, FlinkSchemaUtil.convert(table.schema()),
+                group.inputSplitSize(), FileFormat.fromString(format), table.properties(), null, false);
+        // File names carry (task, attempt) and a per-factory uuid; the attempt only tells rewrites apart in listings.
+        factory.initialize(getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(), ++attempt);
+        TaskWriter<RowData> writer = factory.create();
+        RowDataFileScanTaskReader reader = new RowDataFileScanTaskReader(table.schema(), table.schema(),
+                PropertyUtil.propertyAsString(table.properties(), TableProperties.DEFAULT_NAME_MAPPING, null), false,
+                Collections.emptyList());
+        try (DataIterator<RowData> rows = new DataIterator<>(reader, new BaseCombinedScanTask(group.fileScanTasks()),
+                table.io(), table.encryption())) {
+            while (rows.hasNext()) {
+                writer.write(rows.next());
+            }
+            return new HashSet<>(List.of(writer.dataFiles()));
+        } catch (Exception e) {
+            writer.abort(); // deletes what it wrote
+            throw e;
+        } finally {
+            writer.close();
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (worker != null) {
+            worker.shutdownNow();
+            worker.awaitTermination(10, TimeUnit.SECONDS);
+        }
+        loader.close();
+    }
+}
