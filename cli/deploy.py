@@ -231,7 +231,7 @@ def _ensure_bucket(s3, bucket: str, region: str) -> None:
 
 
 def apply(settings: Settings, region: str, zip_path: Path, out=print, timeout: float = 600,
-          extra: dict[str, str] | None = None) -> dict:
+          extra: dict[str, str] | None = None, allow_non_restored: bool = False) -> dict:
     code = code_for(settings, region, zip_path)
     params = stack_parameters(settings, region, code, extra)
     s3, cf = aws.client("s3", region, settings.aws), aws.client("cloudformation", region, settings.aws)
@@ -273,7 +273,8 @@ def apply(settings: Settings, region: str, zip_path: Path, out=print, timeout: f
     # A running application restarts with the last start's restore setting unless told otherwise:
     # after `app start --restore none` that would drop the state. An update restores the snapshot
     # the service takes on the way down.
-    run = ({"RunConfigurationUpdate": {"ApplicationRestoreConfiguration": restore_configuration("latest")}}
+    run = ({"RunConfigurationUpdate": {"ApplicationRestoreConfiguration": restore_configuration("latest"),
+                                       **flink_run_configuration(allow_non_restored)}}
            if detail["ApplicationStatus"] == "RUNNING" else {})
     r = kda.update_application(ApplicationName=want["ApplicationName"], CurrentApplicationVersionId=v,
                                ApplicationConfigurationUpdate=update, **run)
@@ -315,9 +316,17 @@ def restore_configuration(restore: str) -> dict:
     return {"ApplicationRestoreType": "RESTORE_FROM_CUSTOM_SNAPSHOT", "SnapshotName": restore}
 
 
-def start(kda, name: str, restore: str, out=print, timeout: float = 600) -> dict:
+def flink_run_configuration(allow_non_restored: bool) -> dict:
+    """AllowNonRestoredState: restore a snapshot holding state of operators the new code does not
+    have (an upgrade that removed them, compaction turned off). Sent either way, so a value set
+    once does not stick to later updates unasked."""
+    return {"FlinkRunConfiguration": {"AllowNonRestoredState": allow_non_restored}}
+
+
+def start(kda, name: str, restore: str, out=print, timeout: float = 600, allow_non_restored: bool = False) -> dict:
     r = kda.start_application(ApplicationName=name,
-                              RunConfiguration={"ApplicationRestoreConfiguration": restore_configuration(restore)})
+                              RunConfiguration={"ApplicationRestoreConfiguration": restore_configuration(restore),
+                                                **flink_run_configuration(allow_non_restored)})
     return wait(kda, name, r.get("OperationId"), out, timeout)
 
 

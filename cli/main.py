@@ -178,10 +178,12 @@ def cmd_deploy(args) -> int:
             for line in deploy.plan(s, region, zip_path, extra).lines(region):
                 print(line)
         else:
-            deploy.apply(s, region, zip_path, out=lambda m: print(m, flush=True), timeout=args.timeout, extra=extra)
+            deploy.apply(s, region, zip_path, out=lambda m: print(m, flush=True), timeout=args.timeout, extra=extra,
+                         allow_non_restored=args.allow_non_restored_state)
     elif args.action == "app":
         if args.verb == "start":
-            deploy.start(kda, name, args.restore, out=lambda m: print(m, flush=True), timeout=args.timeout)
+            deploy.start(kda, name, args.restore, out=lambda m: print(m, flush=True), timeout=args.timeout,
+                         allow_non_restored=args.allow_non_restored_state)
         elif args.verb == "stop":
             deploy.stop(kda, name, args.force, out=lambda m: print(m, flush=True), timeout=args.timeout)
         else:
@@ -231,7 +233,8 @@ def cmd_cluster(args) -> int:
         path = checkpoints.resolve_restore(args.restore, checkpoints.region_dir(s.job.checkpoint_dir, args.region))
         print(f"submitting {args.region}" + (f", restoring {path}" if path else ", without state"), flush=True)
         job = flink_cluster.submit(spec, args.region, Path(args.properties).resolve(), path, args.parallelism,
-                                   d=d, env=flink_cluster.aws_env(s))
+                                   d=d, env=flink_cluster.aws_env(s),
+                                   allow_non_restored=bool(path and args.allow_non_restored_state))
         print(f"{args.region}: Flink job {job}")
     else:
         if not flink_cluster.running(spec):
@@ -387,6 +390,10 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--parameter", action="append", metavar="KEY=VALUE",
                        help="a stack parameter beyond those derived from the properties, e.g. ReplicationEnabled=true "
                             "(repeatable)")
+        if verb == "apply":
+            q.add_argument("--allow-non-restored-state", action="store_true",
+                           help="a running application restarts from its snapshot even if that holds state of "
+                                "operators the new code does not have (AllowNonRestoredState)")
         common(q)
     q = dsub.add_parser("app", help="start | stop | status of the application")
     q.add_argument("verb", choices=["start", "stop", "status"])
@@ -395,6 +402,9 @@ def parser() -> argparse.ArgumentParser:
                         "or from the named snapshot")
     q.add_argument("--force", action="store_true", help="stop: without a snapshot (the next start restores an "
                                                         "older one)")
+    q.add_argument("--allow-non-restored-state", action="store_true",
+                   help="start: restore even if the snapshot holds state of operators the code does not have "
+                        "(AllowNonRestoredState)")
     common(q)
     q = dsub.add_parser("snapshots", help="list | create [--name N] | delete --name N")
     q.add_argument("verb", choices=["list", "create", "delete"])
@@ -415,6 +425,9 @@ def parser() -> argparse.ArgumentParser:
                     help="submit: restore the region's latest retained checkpoint or savepoint (default), "
                          "start without state, or restore PATH")
     sp.add_argument("--parallelism", type=int, help="submit: job parallelism (default: the properties file's)")
+    sp.add_argument("--allow-non-restored-state", action="store_true",
+                    help="submit: restore even if the snapshot holds state of operators the job no longer has "
+                         "(flink run --allowNonRestoredState)")
     sp.set_defaults(func=cmd_cluster)
 
     sp = sub.add_parser("drill", help="failover drill on its own sandbox under sequenced traffic; writes "

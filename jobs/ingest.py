@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="local runs: 'latest' (default: the newest retained checkpoint or savepoint of this "
                         "region, as Managed Flink restores from the latest snapshot), 'none' (start without "
                         "state), or a checkpoint/savepoint path")
+    p.add_argument("--allow-non-restored-state", action="store_true",
+                   help="local runs: restore even if the checkpoint/savepoint holds state of operators this job "
+                        "no longer has (an upgrade that removed them, or compaction or read publishing turned off); "
+                        "Managed Flink: AllowNonRestoredState")
     p.add_argument("--parallelism", type=int, help="override homeflow.job/parallelism (savepoint upgrades)")
     p.add_argument("--rest-port", type=int, help="local runs: serve Flink's REST API (metrics) on this port")
     p.add_argument("--validate-only", action="store_true", help="check the properties and exit")
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         conf.set_string("python.executable", sys.executable)
         conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", settings.job.python_execution_mode)
+    restore = None
     if not on_managed_flink:
         # Durable checkpoints by default, and a restart resumes from the newest one (or a newer
         # savepoint): a plain re-run must not replay the streams into the lake with empty state.
@@ -106,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         restore = checkpoints.resolve_restore(args.restore, ckpt)
         if restore:
             conf.set_string("execution.savepoint.path", restore)
+            if args.allow_non_restored_state:
+                conf.set_string("execution.savepoint.ignore-unclaimed-state", "true")
         print(f"homeflow: checkpoints in {ckpt}; " + (f"restoring from {restore}" if restore else
                                                      "starting without state"), flush=True)
     if args.rest_port:
@@ -116,7 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     env.set_parallelism(settings.job.parallelism)
     env.enable_checkpointing(settings.job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     build(env, settings, groups)
-    env.execute(f"homeflow-{settings.job.region}")
+    try:
+        env.execute(f"homeflow-{settings.job.region}")
+    except Exception as e:  # py4j's error: Flink's message is in its text
+        if "allowNonRestoredState" not in str(e):
+            raise
+        print(f"error: {restore} holds state of operators this job does not have (an upgrade removed them, "
+              f"or compaction or read publishing is off now). Rerun with --allow-non-restored-state to drop "
+              f"that state, or restore with the configuration it was taken with.", file=sys.stderr)
+        return 2
     return 0
 
 

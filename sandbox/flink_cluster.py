@@ -179,7 +179,7 @@ def aws_env(settings) -> dict[str, str]:
 def submit(spec: ClusterSpec, region: str, properties: Path, restore: str | None = None,
            parallelism: int | None = None, jar: Path = JAR, d: Path = CLUSTER_DIR,
            extra_args: list[str] | None = None, script: Path | None = None,
-           env: dict[str, str] | None = None) -> str:
+           env: dict[str, str] | None = None, allow_non_restored: bool = False) -> str:
     """`flink run` the regional job, detached; returns its Flink job id."""
     home = flink_home()
     script = script or ROOT / "jobs" / "ingest.py"
@@ -189,7 +189,7 @@ def submit(spec: ClusterSpec, region: str, properties: Path, restore: str | None
             "--jarfile", str(jar),
             "--pyExecutable", sys.executable, "--pyClientExecutable", sys.executable]
     if restore:
-        argv += ["--fromSavepoint", restore]
+        argv += ["--fromSavepoint", restore] + (["--allowNonRestoredState"] if allow_non_restored else [])
     argv += ["--region", region, "--properties", str(properties), "--jar", str(jar),
              "--restore", restore or "none"]
     if parallelism:

@@ -91,6 +91,9 @@ class Application:
     snapshots: list[Snapshot] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
     restore: dict = field(default_factory=lambda: {"ApplicationRestoreType": LATEST})
+    # FlinkRunConfiguration.AllowNonRestoredState: kept, like the restore setting, from the last
+    # start or update that set it, for every later restart.
+    allow_non_restored: bool = False
     rolled_back: tuple[int, int] | None = None
     job_id: str | None = None  # the Flink job running it (not part of the API)
 
@@ -123,8 +126,14 @@ class Application:
         restore = dict((run_configuration or {}).get("ApplicationRestoreConfiguration") or self.restore)
         snap = self.resolve_restore(restore)
         self.restore = restore
+        self._flink_run(run_configuration)
         self.status = "STARTING"
         return self.begin("StartApplication"), snap
+
+    def _flink_run(self, run_configuration: dict | None) -> None:
+        flink = (run_configuration or {}).get("FlinkRunConfiguration")
+        if flink is not None:
+            self.allow_non_restored = bool(flink.get("AllowNonRestoredState"))
 
     def resolve_restore(self, restore: dict) -> Snapshot | None:
         kind = restore.get("ApplicationRestoreType", LATEST)
@@ -162,6 +171,7 @@ class Application:
         self.rolled_back = None
         if run_update and run_update.get("ApplicationRestoreConfiguration"):
             self.restore = dict(run_update["ApplicationRestoreConfiguration"])
+        self._flink_run(run_update)
         restart = self.status == "RUNNING"
         if restart:
             self.resolve_restore(self.restore)  # a bad snapshot name fails the call, not the restart

@@ -103,8 +103,7 @@ class RegionPlane:
     def op_StartApplication(self, req):
         a = self.app(req)
         op, snap = a.start(req.get("RunConfiguration"))
-        allow = bool((req.get("RunConfiguration") or {}).get("FlinkRunConfiguration", {}).get("AllowNonRestoredState"))
-        self._run(a, op, lambda: self._launch(a, snap, allow), on_fail="READY")
+        self._run(a, op, lambda: self._launch(a, snap, a.allow_non_restored), on_fail="READY")
         return {"OperationId": op.id}
 
     def op_StopApplication(self, req):
@@ -222,7 +221,7 @@ class RegionPlane:
         """An update or rollback of a running application: snapshot and stop the running job,
         then run the current version, restored as its run configuration says."""
         self._halt(a, a.job_id, a.snapshots_enabled())
-        self._launch(a, a.resolve_restore(a.restore))
+        self._launch(a, a.resolve_restore(a.restore), a.allow_non_restored)
 
     def close(self) -> None:
         self.worker.shutdown(wait=False, cancel_futures=True)

@@ -11,9 +11,13 @@ Proves, with events flowing in small waves (one small file per commit):
   the lake exactly once (PyIceberg and DuckDB, an independent reader), and Iceberg's own committer
   code still finds the last committed checkpoint through the rewrite snapshots;
 - compaction resumes after the restore (a rewrite after it): its trigger is counted from the
-  table, not kept in state."""
+  table, not kept in state;
+- with compaction turned off, a restore from the same checkpoint is refused with a message that
+  names --allow-non-restored-state (the control), and with it the job restores and commits the
+  events sent afterwards, every event once."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -124,6 +128,29 @@ def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
                             "--region", REGION], cwd=ROOT, capture_output=True, text=True, timeout=300)
         lines = [x for x in r.stdout.splitlines() if "Flink job" in x]
         assert r.returncode == 0 and lines and all(x.endswith("ok") for x in lines), r.stdout + r.stderr
+
+        # Compaction turned off, restored from the same checkpoint: the checkpoint holds the
+        # compaction ticks' state, which the job no longer has. Flink refuses it, and the job says
+        # what to do (the control); with --allow-non-restored-state it restores, and the events
+        # sent afterwards are committed, every event once.
+        groups = json.loads(sb.properties.read_text())
+        next(g for g in groups if g["PropertyGroupId"] == "homeflow.lake")["PropertyMap"]["compact.commits"] = "0"
+        off = tmp_path / "compaction-off.json"
+        off.write_text(json.dumps(groups))
+        restore = [*args, "--restore", latest_checkpoint(ckpt).as_uri()]
+        refused = start_job(REGION, off, tmp_path / "logs-2", extra_args=restore)
+        sb.jobs.append(refused)
+        assert refused.proc.wait(300) == 2, refused.tail()
+        assert "--allow-non-restored-state" in refused.log.read_text(errors="replace"), refused.tail()
+        job = start_job(REGION, off, tmp_path / "logs-3", extra_args=[*restore, "--allow-non-restored-state"])
+        sb.jobs.append(job)
+        late = list(events(REGION, 20, 8, seed=9000))
+        put(sb.settings, REGION, [(e.key, e.to_json().encode()) for e in late])
+        ids |= {e.event_id for e in late}
+        wait_until(lambda: ids <= sb.committed_ids(REGION), 180, 1.0, [job], "the events sent after the restore")
+        time.sleep(3)
+        rows = sb.lake_ids(REGION)
+        assert len(rows) == len(ids) and set(rows) == ids, f"{len(rows)} rows for {len(ids)} events"
     finally:
         stop.set()
         sb.down()

@@ -193,3 +193,30 @@ def test_a_stack_parameter_the_template_does_not_declare_is_named():
     with pytest.raises(deploy.DeployError) as e:
         deploy.stack_parameters(s, "us-east-1", code, {"ReplicationEnabeld": "true"})
     assert "ReplicationEnabeld" in str(e.value) and "ReplicationEnabled" in str(e.value)
+
+
+def test_allow_non_restored_state_is_what_the_last_start_or_update_said_and_valid_for_the_api():
+    """The deploy CLI sends AllowNonRestoredState on every start and update of a running
+    application; the stand-in keeps it for later restarts as the service does."""
+    kda = boto3.client("kinesisanalyticsv2", region_name="us-east-1")
+    app = new_application(_req(), "us-east-1", "1")
+    start = {"ApplicationRestoreConfiguration": deploy.restore_configuration("latest"),
+             **deploy.flink_run_configuration(True)}
+    validate_parameters({"ApplicationName": "homeflow", "RunConfiguration": start},
+                        kda.meta.service_model.operation_model("StartApplication").input_shape)
+    app.start(start)
+    assert app.allow_non_restored
+    app.status = "RUNNING"
+    update = {"ApplicationRestoreConfiguration": deploy.restore_configuration("latest"),
+              **deploy.flink_run_configuration(False)}
+    validate_parameters({"ApplicationName": "homeflow", "CurrentApplicationVersionId": 1,
+                         "RunConfigurationUpdate": update},
+                        kda.meta.service_model.operation_model("UpdateApplication").input_shape)
+    app.update(1, None, update)
+    assert not app.allow_non_restored  # an update that does not ask for it does not inherit it
+    app.status = "RUNNING"
+    app.update(2, None, {"FlinkRunConfiguration": {"AllowNonRestoredState": True}})
+    assert app.allow_non_restored
+    app.status = "RUNNING"
+    app.update(3, None, None)  # no run configuration in the request: the setting stays
+    assert app.allow_non_restored

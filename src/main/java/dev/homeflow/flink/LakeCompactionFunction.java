@@ -7,17 +7,11 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
-import org.apache.flink.streaming.api.functions.ProcessFunction;
 import org.apache.flink.table.data.RowData;
-import org.apache.flink.util.Collector;
 import org.apache.iceberg.BaseCombinedScanTask;
 import org.apache.iceberg.DataFile;
 import org.apache.iceberg.DataOperations;
@@ -53,8 +47,8 @@ import org.slf4j.LoggerFactory;
  * <p>Why not Iceberg's {@code TableMaintenance} operators, which this replaces: their planner,
  * rewrite runner and rewrite committer each do their work on their task thread, and a checkpoint
  * barrier waits behind each in turn. On the sandbox one rewrite held a checkpoint, and so every home
- * commit, for 8.6-14.7 s (bench_freshness.py, per-task start delay). Here a tick only starts the
- * work on a thread of its own (or does nothing while it runs), like {@link LakeStatsFunction}.
+ * commit, for 8.6-14.7 s (bench_freshness.py, per-task start delay). Here the work runs on a thread
+ * of its own ({@link OffThreadTickFunction}).
  *
  * <p>No Flink state: the count comes from the table, so a restored job neither loses nor repeats
  * it. A rewrite is a replace snapshot committed through the catalog's conditional write, validated
@@ -64,7 +58,7 @@ import org.slf4j.LoggerFactory;
  * restore still finds its last checkpoint by walking the snapshot's ancestors. Only the home
  * region's job writes its table, so no lock is taken.
  */
-public final class LakeCompactionFunction extends ProcessFunction<Long, Long> {
+public final class LakeCompactionFunction extends OffThreadTickFunction {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(LakeCompactionFunction.class);
     private static final String GROUP = "kinesisanalytics";
@@ -77,11 +71,10 @@ public final class LakeCompactionFunction extends ProcessFunction<Long, Long> {
     private final long targetBytes;
 
     private transient Table table;
-    private transient ExecutorService worker;
-    private transient AtomicBoolean running;
     private transient volatile long lastAttemptMs;
     private transient long lastPlannedSnapshotId;
     private transient int attempt;
+    private transient int subtask;
     private transient Counter rewrites;
     private transient Counter rewrittenFiles;
     private transient Counter errors;
@@ -95,40 +88,29 @@ public final class LakeCompactionFunction extends ProcessFunction<Long, Long> {
     }
 
     @Override
-    public void open(OpenContext openContext) {
+    protected String threadName() {
+        return "lake-compaction";
+    }
+
+    @Override
+    public void open(OpenContext openContext) throws Exception {
+        super.open(openContext);
         MetricGroup g = getRuntimeContext().getMetricGroup().addGroup(GROUP);
         rewrites = g.counter("homeflow_lake_rewrites");
         rewrittenFiles = g.counter("homeflow_lake_rewritten_files");
         errors = g.counter("homeflow_lake_rewrite_errors");
         g.gauge("homeflow_lake_last_rewrite_ms", (Gauge<Long>) () -> lastRewriteMs);
-        running = new AtomicBoolean();
         lastPlannedSnapshotId = -1;
-        ClassLoader userCode = Thread.currentThread().getContextClassLoader(); // the job jar's classes
-        worker = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "lake-compaction");
-            t.setDaemon(true);
-            t.setContextClassLoader(userCode);
-            return t;
-        });
+        subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
     }
 
     @Override
-    public void processElement(Long tick, Context ctx, Collector<Long> out) {
-        if (System.currentTimeMillis() - lastAttemptMs < minIntervalMs) {
-            return;
-        }
-        if (running.compareAndSet(false, true)) {
-            worker.execute(() -> {
-                try {
-                    maybeRewrite();
-                } finally {
-                    running.set(false);
-                }
-            });
-        }
+    protected boolean due() {
+        return System.currentTimeMillis() - lastAttemptMs >= minIntervalMs;
     }
 
-    private void maybeRewrite() {
+    @Override
+    protected void work() {
         try {
             if (table == null) {
                 loader.open();
@@ -209,7 +191,7 @@ public final class LakeCompactionFunction extends ProcessFunction<Long, Long> {
         RowDataTaskWriterFactory factory = new RowDataTaskWriterFactory(table, FlinkSchemaUtil.convert(table.schema()),
                 group.inputSplitSize(), FileFormat.fromString(format), table.properties(), null, false);
         // File names carry (task, attempt) and a per-factory uuid; the attempt only tells rewrites apart in listings.
-        factory.initialize(getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(), ++attempt);
+        factory.initialize(subtask, ++attempt);
         TaskWriter<RowData> writer = factory.create();
         RowDataFileScanTaskReader reader = new RowDataFileScanTaskReader(table.schema(), table.schema(),
                 PropertyUtil.propertyAsString(table.properties(), TableProperties.DEFAULT_NAME_MAPPING, null), false,
@@ -230,10 +212,7 @@ public final class LakeCompactionFunction extends ProcessFunction<Long, Long> {
 
     @Override
     public void close() throws Exception {
-        if (worker != null) {
-            worker.shutdownNow();
-            worker.awaitTermination(10, TimeUnit.SECONDS);
-        }
+        super.close();
         loader.close();
     }
 }

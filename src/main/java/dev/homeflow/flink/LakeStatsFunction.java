@@ -2,16 +2,10 @@ package dev.homeflow.flink;
 
 import java.util.HashMap;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
-import org.apache.flink.streaming.api.functions.ProcessFunction;
-import org.apache.flink.util.Collector;
 import org.apache.iceberg.DataFile;
 import org.apache.iceberg.ManifestFile;
 import org.apache.iceberg.ManifestFiles;
@@ -29,12 +23,11 @@ import org.slf4j.LoggerFactory;
  * ago it landed. Manifests are immutable and a fast append adds one, so each is read once. In Java
  * (not a Python operator) so the packaged job needs no PyIceberg on the service. Emits nothing.
  *
- * <p>The reading runs on a thread of its own; a tick only starts it (or does nothing while the
- * last one runs). On the task thread it held back that task's checkpoint barrier, and so every
- * checkpoint and home commit: after a compaction the new manifests took 3.7-5.7 s to read on the
- * sandbox (bench_freshness.py, per-task start delay).
+ * <p>The reading runs on a thread of its own ({@link OffThreadTickFunction}): on the task thread,
+ * after a compaction the new manifests took 3.7-5.7 s to read on the sandbox, and the checkpoint
+ * waited.
  */
-public final class LakeStatsFunction extends ProcessFunction<Long, Long> {
+public final class LakeStatsFunction extends OffThreadTickFunction {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(LakeStatsFunction.class);
     private static final String GROUP = "kinesisanalytics";
@@ -46,8 +39,6 @@ public final class LakeStatsFunction extends ProcessFunction<Long, Long> {
     private transient Table table;
     private transient Map<String, long[]> manifests; // path -> {files, small files, bytes}
     private transient Counter errors;
-    private transient ExecutorService worker;
-    private transient AtomicBoolean running;
     private transient volatile long snapshots;
     private transient volatile long dataFiles;
     private transient volatile long smallFiles;
@@ -62,7 +53,13 @@ public final class LakeStatsFunction extends ProcessFunction<Long, Long> {
     }
 
     @Override
-    public void open(OpenContext openContext) {
+    protected String threadName() {
+        return "lake-stats";
+    }
+
+    @Override
+    public void open(OpenContext openContext) throws Exception {
+        super.open(openContext);
         manifests = new HashMap<>();
         MetricGroup g = getRuntimeContext().getMetricGroup().addGroup(GROUP);
         g.gauge("homeflow_lake_snapshots", (Gauge<Long>) () -> snapshots);
@@ -74,30 +71,10 @@ public final class LakeStatsFunction extends ProcessFunction<Long, Long> {
         g.gauge("homeflow_lake_commit_age_ms",
                 (Gauge<Long>) () -> lastCommitMs == 0 ? -1 : System.currentTimeMillis() - lastCommitMs);
         errors = g.counter("homeflow_lake_stats_errors");
-        running = new AtomicBoolean();
-        ClassLoader userCode = Thread.currentThread().getContextClassLoader(); // the job jar's classes
-        worker = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "lake-stats");
-            t.setDaemon(true);
-            t.setContextClassLoader(userCode);
-            return t;
-        });
     }
 
     @Override
-    public void processElement(Long tick, Context ctx, Collector<Long> out) {
-        if (running.compareAndSet(false, true)) {
-            worker.execute(() -> {
-                try {
-                    readStats();
-                } finally {
-                    running.set(false);
-                }
-            });
-        }
-    }
-
-    private void readStats() {
+    protected void work() {
         try {
             if (table == null) {
                 loader.open();
@@ -158,10 +135,7 @@ public final class LakeStatsFunction extends ProcessFunction<Long, Long> {
 
     @Override
     public void close() throws Exception {
-        if (worker != null) {
-            worker.shutdownNow();
-            worker.awaitTermination(10, TimeUnit.SECONDS);
-        }
+        super.close();
         loader.close();
     }
 }
