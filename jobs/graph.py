@@ -44,12 +44,15 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
                              settings.streams.shard_discovery_ms)
         return env.from_source(src, no_wm, uid, type_info=kinesis.KEYED_SOURCE_ROW).uid(uid).name(uid)
 
+    def ticks(uid: str, period_ms: int) -> DataStream:
+        return env.from_source(_tick_source(period_ms), no_wm, uid, type_info=Types.LONG()) \
+            .uid(uid).set_parallelism(1)
+
     records = kinesis_in(settings.streams.ingest, "source-ingest").union(
         kinesis_in(settings.streams.forward, "source-forward"))
 
-    ticks = env.from_source(_tick_source(job.routing_poll_ms), no_wm, "routing-ticks",
-                            type_info=Types.LONG()).uid("routing-ticks").set_parallelism(1)
-    tables = ticks.process(RoutingFeedFunction(settings_doc), output_type=Types.STRING()) \
+    tables = ticks("routing-ticks", job.routing_poll_ms) \
+        .process(RoutingFeedFunction(settings_doc), output_type=Types.STRING()) \
         .uid("routing-feed").name("routing-feed").set_parallelism(1)
 
     routed = (kinesis.key_by_business_key(records)
@@ -60,15 +63,10 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
 
     iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
     if settings.lake.compact_commits:  # checked once per checkpoint interval: about a commit's worth
-        iceberg_sink.add_compaction(
-            env.from_source(_tick_source(job.checkpoint_interval_ms), no_wm, "lake-compaction-ticks",
-                            type_info=Types.LONG()).uid("lake-compaction-ticks").set_parallelism(1), settings)
-    lake_ticks = env.from_source(_tick_source(job.lake_stats_interval_ms), no_wm, "lake-stats-ticks",
-                                 type_info=Types.LONG()).uid("lake-stats-ticks").set_parallelism(1)
-    iceberg_sink.add_stats(lake_ticks, settings)
+        iceberg_sink.add_compaction(ticks("lake-compaction-ticks", job.checkpoint_interval_ms), settings)
+    iceberg_sink.add_stats(ticks("lake-stats-ticks", job.lake_stats_interval_ms), settings)
     if job.read_publish_interval_ms and job.remote_regions:
-        env.from_source(_tick_source(job.read_publish_interval_ms), no_wm, "read-publish-ticks",
-                        type_info=Types.LONG()).uid("read-publish-ticks").set_parallelism(1) \
+        ticks("read-publish-ticks", job.read_publish_interval_ms) \
             .process(ReadPublisherFunction(settings_doc), output_type=Types.STRING()) \
             .uid("read-publisher").name("read-publisher").set_parallelism(1)
     for remote in job.remote_regions:

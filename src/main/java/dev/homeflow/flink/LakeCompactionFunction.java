@@ -61,44 +61,34 @@ import org.slf4j.LoggerFactory;
 public final class LakeCompactionFunction extends OffThreadTickFunction {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(LakeCompactionFunction.class);
-    private static final String GROUP = "kinesisanalytics";
     // Enough for the trigger: the walk stops at the last rewrite or after `commits` data commits.
     private static final int MAX_WALK = 100_000;
 
-    private final TableLoader loader;
     private final int commits;
     private final long minIntervalMs;
     private final long targetBytes;
 
-    private transient Table table;
     private transient volatile long lastAttemptMs;
     private transient long lastPlannedSnapshotId;
     private transient int attempt;
     private transient int subtask;
     private transient Counter rewrites;
     private transient Counter rewrittenFiles;
-    private transient Counter errors;
     private transient volatile long lastRewriteMs;
 
     public LakeCompactionFunction(TableLoader loader, int commits, long minIntervalMs, long targetBytes) {
-        this.loader = loader;
+        super(loader, "lake-compaction", "homeflow_lake_rewrite_errors");
         this.commits = commits;
         this.minIntervalMs = minIntervalMs;
         this.targetBytes = targetBytes;
     }
 
     @Override
-    protected String threadName() {
-        return "lake-compaction";
-    }
-
-    @Override
     public void open(OpenContext openContext) throws Exception {
         super.open(openContext);
-        MetricGroup g = getRuntimeContext().getMetricGroup().addGroup(GROUP);
+        MetricGroup g = metrics();
         rewrites = g.counter("homeflow_lake_rewrites");
         rewrittenFiles = g.counter("homeflow_lake_rewritten_files");
-        errors = g.counter("homeflow_lake_rewrite_errors");
         g.gauge("homeflow_lake_last_rewrite_ms", (Gauge<Long>) () -> lastRewriteMs);
         lastPlannedSnapshotId = -1;
         subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
@@ -110,29 +100,18 @@ public final class LakeCompactionFunction extends OffThreadTickFunction {
     }
 
     @Override
-    protected void work() {
-        try {
-            if (table == null) {
-                loader.open();
-                table = loader.loadTable();
-            } else {
-                table.refresh();
-            }
-            Snapshot current = table.currentSnapshot();
-            if (current == null || dataCommitsSinceRewrite(current) < commits) {
-                return;
-            }
-            lastAttemptMs = System.currentTimeMillis();
-            lastPlannedSnapshotId = current.snapshotId();
-            rewrite(current);
-        } catch (Exception e) { // a failed rewrite must not fail the job: the next trigger retries
-            errors.inc();
-            LOG.warn("compaction of {} failed", table == null ? "the home table" : table.name(), e);
+    protected void work(Table table) throws Exception {
+        Snapshot current = table.currentSnapshot();
+        if (current == null || dataCommitsSinceRewrite(table, current) < commits) {
+            return;
         }
+        lastAttemptMs = System.currentTimeMillis();
+        lastPlannedSnapshotId = current.snapshotId();
+        rewrite(table, current);
     }
 
     /** Commits that added data files since the last rewrite (or since the last plan that found nothing). */
-    private int dataCommitsSinceRewrite(Snapshot current) {
+    private int dataCommitsSinceRewrite(Table table, Snapshot current) {
         int n = 0;
         Snapshot s = current;
         for (int i = 0; s != null && i < MAX_WALK && n < commits; i++) {
@@ -147,7 +126,7 @@ public final class LakeCompactionFunction extends OffThreadTickFunction {
         return n;
     }
 
-    private void rewrite(Snapshot base) throws Exception {
+    private void rewrite(Table table, Snapshot base) throws Exception {
         long t0 = System.currentTimeMillis();
         BinPackRewriteFilePlanner planner = new BinPackRewriteFilePlanner(
                 table, Expressions.alwaysTrue(), base.snapshotId(), false);
@@ -170,7 +149,7 @@ public final class LakeCompactionFunction extends OffThreadTickFunction {
         }
         int in = 0, out = 0;
         for (RewriteFileGroup group : groups) {
-            group.setOutputFiles(write(group));
+            group.setOutputFiles(write(table, group));
             in += group.rewrittenFiles().size();
             out += group.addedFiles().size();
         }
@@ -185,7 +164,7 @@ public final class LakeCompactionFunction extends OffThreadTickFunction {
                 t3 - t2);
     }
 
-    private Set<DataFile> write(RewriteFileGroup group) throws Exception {
+    private Set<DataFile> write(Table table, RewriteFileGroup group) throws Exception {
         String format = PropertyUtil.propertyAsString(table.properties(), TableProperties.DEFAULT_FILE_FORMAT,
                 TableProperties.DEFAULT_FILE_FORMAT_DEFAULT);
         RowDataTaskWriterFactory factory = new RowDataTaskWriterFactory(table, FlinkSchemaUtil.convert(table.schema()),
@@ -208,11 +187,5 @@ public final class LakeCompactionFunction extends OffThreadTickFunction {
         } finally {
             writer.close();
         }
-    }
-
-    @Override
-    public void close() throws Exception {
-        super.close();
-        loader.close();
     }
 }

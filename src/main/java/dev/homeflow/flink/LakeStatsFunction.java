@@ -3,7 +3,6 @@ package dev.homeflow.flink;
 import java.util.HashMap;
 import java.util.Map;
 import org.apache.flink.api.common.functions.OpenContext;
-import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.iceberg.DataFile;
@@ -13,8 +12,6 @@ import org.apache.iceberg.ManifestReader;
 import org.apache.iceberg.Snapshot;
 import org.apache.iceberg.Table;
 import org.apache.iceberg.flink.TableLoader;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * On every tick, reads the region's home table through the catalog and publishes its shape as
@@ -29,16 +26,11 @@ import org.slf4j.LoggerFactory;
  */
 public final class LakeStatsFunction extends OffThreadTickFunction {
     private static final long serialVersionUID = 1L;
-    private static final Logger LOG = LoggerFactory.getLogger(LakeStatsFunction.class);
-    private static final String GROUP = "kinesisanalytics";
     private static final int MAX_WALK = 1000;
 
-    private final TableLoader loader;
     private final long smallFileBytes;
 
-    private transient Table table;
     private transient Map<String, long[]> manifests; // path -> {files, small files, bytes}
-    private transient Counter errors;
     private transient volatile long snapshots;
     private transient volatile long dataFiles;
     private transient volatile long smallFiles;
@@ -48,20 +40,15 @@ public final class LakeStatsFunction extends OffThreadTickFunction {
     private transient volatile long lastCommitMs;
 
     public LakeStatsFunction(TableLoader loader, long smallFileBytes) {
-        this.loader = loader;
+        super(loader, "lake-stats", "homeflow_lake_stats_errors");
         this.smallFileBytes = smallFileBytes;
-    }
-
-    @Override
-    protected String threadName() {
-        return "lake-stats";
     }
 
     @Override
     public void open(OpenContext openContext) throws Exception {
         super.open(openContext);
         manifests = new HashMap<>();
-        MetricGroup g = getRuntimeContext().getMetricGroup().addGroup(GROUP);
+        MetricGroup g = metrics();
         g.gauge("homeflow_lake_snapshots", (Gauge<Long>) () -> snapshots);
         g.gauge("homeflow_lake_data_files", (Gauge<Long>) () -> dataFiles);
         g.gauge("homeflow_lake_small_file_permille", (Gauge<Long>) () -> dataFiles == 0 ? 0 : smallFiles * 1000 / dataFiles);
@@ -70,72 +57,54 @@ public final class LakeStatsFunction extends OffThreadTickFunction {
         g.gauge("homeflow_lake_last_commit_bytes", (Gauge<Long>) () -> lastCommitBytes);
         g.gauge("homeflow_lake_commit_age_ms",
                 (Gauge<Long>) () -> lastCommitMs == 0 ? -1 : System.currentTimeMillis() - lastCommitMs);
-        errors = g.counter("homeflow_lake_stats_errors");
     }
 
     @Override
-    protected void work() {
-        try {
-            if (table == null) {
-                loader.open();
-                table = loader.loadTable();
-            } else {
-                table.refresh();
-            }
-            Snapshot current = table.currentSnapshot();
-            long n = 0;
-            for (Snapshot ignored : table.snapshots()) {
-                n++;
-            }
-            snapshots = n;
-            if (current == null) {
-                return;
-            }
-            Map<String, long[]> next = new HashMap<>();
-            long files = 0, small = 0, bytes = 0;
-            for (ManifestFile m : current.dataManifests(table.io())) {
-                long[] v = manifests.get(m.path());
-                if (v == null) {
-                    v = new long[3];
-                    try (ManifestReader<DataFile> r = ManifestFiles.read(m, table.io())) {
-                        for (DataFile f : r) { // live entries only
-                            v[0]++;
-                            v[1] += f.fileSizeInBytes() < smallFileBytes ? 1 : 0;
-                            v[2] += f.fileSizeInBytes();
-                        }
+    protected void work(Table table) throws Exception {
+        Snapshot current = table.currentSnapshot();
+        long n = 0;
+        for (Snapshot ignored : table.snapshots()) {
+            n++;
+        }
+        snapshots = n;
+        if (current == null) {
+            return;
+        }
+        Map<String, long[]> next = new HashMap<>();
+        long files = 0, small = 0, bytes = 0;
+        for (ManifestFile m : current.dataManifests(table.io())) {
+            long[] v = manifests.get(m.path());
+            if (v == null) {
+                v = new long[3];
+                try (ManifestReader<DataFile> r = ManifestFiles.read(m, table.io())) {
+                    for (DataFile f : r) { // live entries only
+                        v[0]++;
+                        v[1] += f.fileSizeInBytes() < smallFileBytes ? 1 : 0;
+                        v[2] += f.fileSizeInBytes();
                     }
                 }
-                next.put(m.path(), v);
-                files += v[0];
-                small += v[1];
-                bytes += v[2];
             }
-            manifests = next;
-            dataFiles = files;
-            smallFiles = small;
-            dataBytes = bytes;
-            lastCommitMs = current.timestampMillis();
-            // Files and bytes of the newest commit that added data: Flink's committer also commits
-            // empty snapshots (every flink.max-continuous-empty-commits checkpoints without data).
-            Snapshot s = current;
-            for (int i = 0; s != null && i < MAX_WALK; i++) {
-                long added = Long.parseLong(s.summary().getOrDefault("added-data-files", "0"));
-                if (added > 0) {
-                    lastCommitFiles = added;
-                    lastCommitBytes = Long.parseLong(s.summary().getOrDefault("added-files-size", "0"));
-                    break;
-                }
-                s = s.parentId() == null ? null : table.snapshot(s.parentId());
-            }
-        } catch (Exception e) { // a failing read must not fail the job; the next tick retries
-            errors.inc();
-            LOG.warn("lake stats failed", e);
+            next.put(m.path(), v);
+            files += v[0];
+            small += v[1];
+            bytes += v[2];
         }
-    }
-
-    @Override
-    public void close() throws Exception {
-        super.close();
-        loader.close();
+        manifests = next;
+        dataFiles = files;
+        smallFiles = small;
+        dataBytes = bytes;
+        lastCommitMs = current.timestampMillis();
+        // Files and bytes of the newest commit that added data: Flink's committer also commits
+        // empty snapshots (every flink.max-continuous-empty-commits checkpoints without data).
+        Snapshot s = current;
+        for (int i = 0; s != null && i < MAX_WALK; i++) {
+            long added = Long.parseLong(s.summary().getOrDefault("added-data-files", "0"));
+            if (added > 0) {
+                lastCommitFiles = added;
+                lastCommitBytes = Long.parseLong(s.summary().getOrDefault("added-files-size", "0"));
+                break;
+            }
+            s = s.parentId() == null ? null : table.snapshot(s.parentId());
+        }
     }
 }
