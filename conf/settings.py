@@ -51,11 +51,16 @@ class LakeSettings:
     bucket_prefix: str  # bucket of home region R is f"{bucket_prefix}-{R}"
     namespace: str
     table_prefix: str  # table of home region R is f"{table_prefix}_{R with _}"
-    # Compaction inside the job (jobs/graph.py, Iceberg's Flink table maintenance): every
+    # Compaction inside the job (dev.homeflow.flink.LakeMaintenanceFunction): every
     # compact_commits commits (0: never), at most once per compact_min_interval_ms.
     compact_commits: int
     compact_min_interval_ms: int
     compact_target_bytes: int
+    # Snapshot expiry inside the job, with `homeflow maintain`'s Flink rule (0: never), at most
+    # once per expire_interval_ms.
+    expire_older_than_ms: int = 600_000
+    expire_retain_last: int = 10
+    expire_interval_ms: int = 300_000
 
     def bucket(self, region: str) -> str:
         return f"{self.bucket_prefix}-{region}"
@@ -222,6 +227,15 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "compact.commits": (_off_or_int(2, 1_000_000), 60),
         "compact.min.interval.ms": (_int(1_000, 86_400_000), 60_000),
         "compact.target.bytes": (_int(1024 * 1024, 2 * 1024 ** 3), 128 * 1024 * 1024),
+        # Every commit adds a snapshot to the table's metadata file (about 1.1 KB: 90 MiB a day at
+        # 1 s checkpoints), which every commit rewrites and every refresh rereads. Expire what is
+        # older than this (0: never); the chain down to the newest Flink job's last commit and the
+        # published lake view's snapshot are always kept, as `homeflow maintain` keeps them.
+        # 10 minutes: 600-900 snapshots at 1 s checkpoints; the age bounds reads of older snapshots
+        # and restores of an earlier job's savepoint, never the newest job's (README, maintenance).
+        "expire.older.than.ms": (_off_or_int(1_000, 30 * 86_400_000), 600_000),
+        "expire.retain.last": (_int(1, 100_000), 10),
+        "expire.interval.ms": (_int(1_000, 86_400_000), 300_000),
     },
 }
 
@@ -288,7 +302,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],
                                s["forward.ordering"], s["forward.aggregate"] == "on", s["shard.discovery.ms"]),
         lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"],
-                          l["compact.commits"], l["compact.min.interval.ms"], l["compact.target.bytes"]),
+                          l["compact.commits"], l["compact.min.interval.ms"], l["compact.target.bytes"],
+                          l["expire.older.than.ms"], l["expire.retain.last"], l["expire.interval.ms"]),
     )
 
 

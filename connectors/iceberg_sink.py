@@ -110,11 +110,14 @@ def add_stats(ticks: DataStream, settings: Settings) -> None:
     ticks._j_data_stream.process(fn).uid("lake-stats").name("lake-stats").setParallelism(1)
 
 
-def add_compaction(ticks: DataStream, settings: Settings) -> None:
-    """Compaction of the home table inside the job, on a thread of the operator's own
-    (dev.homeflow.flink.LakeCompactionFunction): a tick only starts the check."""
-    lake = settings.lake
-    fn = get_gateway().jvm.dev.homeflow.flink.LakeCompactionFunction(
-        java_table_loader(settings, settings.job.region), lake.compact_commits, lake.compact_min_interval_ms,
-        lake.compact_target_bytes)
-    ticks._j_data_stream.process(fn).uid("lake-compaction").name("lake-compaction").setParallelism(1)
+def add_maintenance(ticks: DataStream, settings: Settings) -> None:
+    """Compaction and snapshot expiry of the home table inside the job, on a thread of the
+    operator's own (dev.homeflow.flink.LakeMaintenanceFunction): a tick only starts the checks.
+    The uid is the one the operator had when it only compacted: savepoints since then restore."""
+    from connectors.read_pointer import POINTER_TABLE
+    lake, region = settings.lake, settings.job.region
+    fn = get_gateway().jvm.dev.homeflow.flink.LakeMaintenanceFunction(
+        java_table_loader(settings, region), lake.compact_commits, lake.compact_min_interval_ms,
+        lake.compact_target_bytes, lake.expire_older_than_ms, lake.expire_retain_last, lake.expire_interval_ms,
+        _java_catalog_properties(settings, region), POINTER_TABLE, region)
+    ticks._j_data_stream.process(fn).uid("lake-compaction").name("lake-maintenance").setParallelism(1)

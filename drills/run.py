@@ -60,6 +60,8 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
         f"hand-off {opts.handoff}")
     sb = Sandbox(out / "world", opts.port, list(opts.regions), ddb_lag=opts.ddb_lag, s3_lag=opts.s3_lag,
                  kinesis="kinesis-mock" if opts.scenario == "reshard" else "moto",
+                 # The audit dates every row by the append that committed it: no snapshot may expire.
+                 lake={"expire.older.than.ms": "0"},
                  **{"handoff": opts.handoff, "table.wait.ms": "20000", "handoff.timeout.ms": "20000"}).up()
     backend = None
     traffic = None

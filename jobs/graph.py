@@ -62,8 +62,9 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
     homed, side = split_router_output(routed)
 
     iceberg_sink.add_sink(homed, settings, uid_prefix="iceberg-home")
-    if settings.lake.compact_commits:  # checked once per checkpoint interval: about a commit's worth
-        iceberg_sink.add_compaction(ticks("lake-compaction-ticks", job.checkpoint_interval_ms), settings)
+    if settings.lake.compact_commits or settings.lake.expire_older_than_ms:
+        # Checked once per checkpoint interval: about a commit's worth.
+        iceberg_sink.add_maintenance(ticks("lake-compaction-ticks", job.checkpoint_interval_ms), settings)
     iceberg_sink.add_stats(ticks("lake-stats-ticks", job.lake_stats_interval_ms), settings)
     if job.read_publish_interval_ms and job.remote_regions:
         ticks("read-publish-ticks", job.read_publish_interval_ms) \

@@ -40,8 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "state), or a checkpoint/savepoint path")
     p.add_argument("--allow-non-restored-state", action="store_true",
                    help="local runs: restore even if the checkpoint/savepoint holds state of operators this job "
-                        "no longer has (an upgrade that removed them, or compaction or read publishing turned off); "
-                        "Managed Flink: AllowNonRestoredState")
+                        "no longer has (an upgrade that removed them, or compaction and expiry, or read "
+                        "publishing, turned off); Managed Flink: AllowNonRestoredState")
     p.add_argument("--parallelism", type=int, help="override homeflow.job/parallelism (savepoint upgrades)")
     p.add_argument("--rest-port", type=int, help="local runs: serve Flink's REST API (metrics) on this port")
     p.add_argument("--validate-only", action="store_true", help="check the properties and exit")
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if "allowNonRestoredState" not in str(e):
             raise
         print(f"error: {restore} holds state of operators this job does not have (an upgrade removed them, "
-              f"or compaction or read publishing is off now). Rerun with --allow-non-restored-state to drop "
+              f"or compaction and expiry, or read publishing, are off now). Rerun with "
+              f"--allow-non-restored-state to drop "
               f"that state, or restore with the configuration it was taken with.", file=sys.stderr)
         return 2
     return 0

@@ -1,19 +1,24 @@
-"""Small files with and without compaction inside the job (issue 10, item 6).
+"""Small files and snapshots with and without compaction and expiry inside the job (issue 10, item 6).
 
 Each variant gets a fresh one-region sandbox (us-east-1, no replication) and the regional job at
 1 s checkpoints; a producer puts a steady stream of events (--rate events/s, in two waves a
-second) for --minutes. Then, per variant: commits, rewrites by the job's compaction, data files
-in the current snapshot, files per day partition, small-file ratio (files under 32 MiB), median
-file size, and the job's CPU seconds (its whole process group, JVM included). Every run is
-checked: every event_id produced is in the table exactly once.
+second) for --minutes. Variants: `off` (neither), `on` (compaction), `expire` (compaction and
+snapshot expiry). Then, per variant: commits, rewrites by the job's compaction, data files in the
+current snapshot, files per day partition, small-file ratio (files under 32 MiB), median file size,
+snapshots kept, the metadata file's size (every commit rewrites it), data objects in the bucket,
+the job's expiry runs and their time (from its log), and the job's CPU seconds (its whole process
+group, JVM included). Every run is checked: every event_id produced is in the table exactly once.
 
-    .venv/bin/python scripts/bench_compaction.py [--minutes 10] [--rate 100] [--variants off,on]
+    .venv/bin/python scripts/bench_compaction.py [--minutes 10] [--rate 100] [--variants off,on,expire]
         [--compact-commits 60] [--compact-min-interval-ms 60000]
+        [--expire-older-than-ms 120000] [--expire-interval-ms 60000] [--expire-retain-last 10]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import statistics
 import sys
 import tempfile
 import threading
@@ -25,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cli.produce import events, put  # noqa: E402
-from connectors import lake, maintenance  # noqa: E402
+from connectors import aws, lake, lake_seed, maintenance  # noqa: E402
 from sandbox.jobrunner import start_job, wait_until  # noqa: E402
 from sandbox.local_cluster import Sandbox  # noqa: E402
 
@@ -48,10 +53,26 @@ def group_cpu_s(pgid: int) -> float:
     return total / TICK
 
 
+EXPIRY_LINE = re.compile(r"expiry of \S+: (\d+) snapshots expired, (\d+) kept .*; (\d+) ms")
+
+
+def data_objects(sb) -> int:
+    bucket = sb.settings.lake.bucket(REGION)
+    pages = aws.client("s3", REGION, sb.settings.aws).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sum(1 for page in pages for o in page.get("Contents", []) if "/data/" in o["Key"])
+
+
+def metadata_kib(sb, table) -> float:
+    return len(lake_seed.read_object(aws.client("s3", REGION, sb.settings.aws), table.metadata_location)) / 1024
+
+
 def run(variant: str, a, port: int, tmp: Path) -> dict:
-    commits = a.compact_commits if variant == "on" else 0
+    commits = a.compact_commits if variant in ("on", "expire") else 0
+    expire = a.expire_older_than_ms if variant == "expire" else 0
     sb = Sandbox(tmp, port, [REGION], replicate=False,
-                 lake={"compact.commits": str(commits), "compact.min.interval.ms": str(a.compact_min_interval_ms)},
+                 lake={"compact.commits": str(commits), "compact.min.interval.ms": str(a.compact_min_interval_ms),
+                       "expire.older.than.ms": str(expire), "expire.interval.ms": str(a.expire_interval_ms),
+                       "expire.retain.last": str(a.expire_retain_last)},
                  **{"read.publish.interval.ms": "0"}).up()
     sent: list[str] = []
     stop = threading.Event()
@@ -79,8 +100,10 @@ def run(variant: str, a, port: int, tmp: Path) -> dict:
             time.sleep(5)
             if time.monotonic() - last_print >= 60:
                 last_print = time.monotonic()
-                st = maintenance.stats(lake.load_table(sb.settings, REGION))
-                print(f"  [{variant}] {int(time.monotonic() - t0)} s: {len(sent)} events sent; {st.line()}", flush=True)
+                t = lake.load_table(sb.settings, REGION)
+                st = maintenance.stats(t)
+                print(f"  [{variant}] {int(time.monotonic() - t0)} s: {len(sent)} events sent; {st.line()}; "
+                      f"{len(t.metadata.snapshots)} snapshots, metadata file {metadata_kib(sb, t):.0f} KiB", flush=True)
         stop.set()
         producer.join(30)
         ids = set(sent)
@@ -92,9 +115,14 @@ def run(variant: str, a, port: int, tmp: Path) -> dict:
         st = maintenance.stats(table)
         tasks = list(table.scan().plan_files())
         per_partition = Counter(repr(t.file.partition) for t in tasks)
-        ops = Counter(s.summary.operation.value for s in table.metadata.snapshots if s.summary)
-        return {"variant": variant, "events": len(ids), "commits": ops.get("append", 0),
-                "rewrites": ops.get("replace", 0), "files": st.data_files,
+        log = "\n".join(f.read_text(errors="replace") for f in (tmp / "logs").rglob("*.log"))
+        rewrites = len(re.findall(r"compaction of \S+: \d+ files into", log))
+        expiries = [int(m.group(3)) for m in EXPIRY_LINE.finditer(log)]
+        # Expired snapshots are gone from the metadata: count commits by sequence number.
+        return {"variant": variant, "events": len(ids), "commits": table.metadata.last_sequence_number - rewrites,
+                "rewrites": rewrites, "files": st.data_files, "snapshots": len(table.metadata.snapshots),
+                "metadata_kib": metadata_kib(sb, table), "objects": data_objects(sb),
+                "expiries": len(expiries), "expiry_ms": (statistics.median(expiries), max(expiries)) if expiries else None,
                 "max_per_partition": max(per_partition.values()) if per_partition else 0,
                 "partitions": len(per_partition), "small_ratio": st.small_file_ratio,
                 "median_kib": st.median_file_bytes / 1024, "cpu_s": cpu,
@@ -111,22 +139,31 @@ def main() -> None:
     p.add_argument("--variants", default="off,on")
     p.add_argument("--compact-commits", type=int, default=60)
     p.add_argument("--compact-min-interval-ms", type=int, default=60_000)
+    p.add_argument("--expire-older-than-ms", type=int, default=120_000,
+                   help="variant expire: the age (the job's default, 1 h, would expire nothing in a short run)")
+    p.add_argument("--expire-interval-ms", type=int, default=60_000)
+    p.add_argument("--expire-retain-last", type=int, default=10)
     p.add_argument("--port", type=int, default=4583)
     a = p.parse_args()
     results = []
     for i, v in enumerate(a.variants.split(",")):
         print(f"variant {v}: {a.minutes} min at {a.rate} events/s, 1 s checkpoints"
               + (f", compaction every {a.compact_commits} commits (at most every "
-                 f"{a.compact_min_interval_ms / 1000:.0f} s)" if v == "on" else ""), flush=True)
+                 f"{a.compact_min_interval_ms / 1000:.0f} s)" if v in ("on", "expire") else "")
+              + (f", expiry of snapshots older than {a.expire_older_than_ms / 1000:.0f} s every "
+                 f"{a.expire_interval_ms / 1000:.0f} s" if v == "expire" else ""), flush=True)
         with tempfile.TemporaryDirectory(prefix=f"bench-compaction-{v}-") as tmp:
             results.append(run(v, a, a.port + i, Path(tmp)))
     print(f"\n{os.cpu_count()} cores; every event_id once in every variant")
-    print("| compaction | events | commits | rewrites | data files | max files / day partition | partitions "
-          "| small-file ratio | median file KiB | job CPU s | CPU s / 1k events |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| variant | events | commits | rewrites | data files | max files / day partition | partitions "
+          "| small-file ratio | median file KiB | snapshots | metadata file KiB | data objects in bucket "
+          "| expiry runs (median / max ms) | job CPU s | CPU s / 1k events |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
+        exp = f"{r['expiries']} ({r['expiry_ms'][0]:.0f} / {r['expiry_ms'][1]})" if r["expiry_ms"] else "0"
         print(f"| {r['variant']} | {r['events']:,} | {r['commits']} | {r['rewrites']} | {r['files']} | "
               f"{r['max_per_partition']} | {r['partitions']} | {r['small_ratio']:.2f} | {r['median_kib']:.1f} | "
+              f"{r['snapshots']} | {r['metadata_kib']:.0f} | {r['objects']} | {exp} | "
               f"{r['cpu_s']:.0f} | {r['cpu_per_1k']:.2f} |")
     by = {r["variant"]: r for r in results}
     if "off" in by and "on" in by and by["on"]["files"]:

@@ -12,9 +12,14 @@ Proves, with events flowing in small waves (one small file per commit):
   code still finds the last committed checkpoint through the rewrite snapshots;
 - compaction resumes after the restore (a rewrite after it): its trigger is counted from the
   table, not kept in state;
-- with compaction turned off, a restore from the same checkpoint is refused with a message that
-  names --allow-non-restored-state (the control), and with it the job restores and commits the
-  events sent afterwards, every event once."""
+- with compaction and expiry turned off, a restore from the same checkpoint is refused with a
+  message that names --allow-non-restored-state (the control), and with it the job restores and
+  commits the events sent afterwards, every event once;
+- snapshot expiry in the job (a few seconds' age, retain 1): restored with it on, the job expires
+  the older snapshots and deletes the data files only they reached (the rewritten small files: the
+  check that it deleted anything can fail), keeps every file a kept snapshot reads, every event is
+  still read once, Iceberg's committer code still finds the last checkpoint, and a restore after the
+  expiry commits the events sent afterwards, every event once."""
 from __future__ import annotations
 
 import json
@@ -27,7 +32,7 @@ import time
 import pytest
 
 from cli.produce import events, put
-from connectors import duckdb_reader, lake
+from connectors import aws, duckdb_reader, lake, lake_seed
 from drills import audit
 from sandbox.jobrunner import start_job, wait_until
 from sandbox.local_cluster import Sandbox
@@ -49,6 +54,49 @@ def _appended_files(table) -> int:
                for s in table.metadata.snapshots if s.summary and s.summary.operation.value == "append")
 
 
+def _data_objects(sb) -> set[str]:
+    bucket = sb.settings.lake.bucket(REGION)
+    pages = aws.client("s3", REGION, sb.settings.aws).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", []) if "/data/" in o["Key"]}
+
+
+def _data_files(table, snapshots) -> set[str]:
+    return {p for p in lake.LiveFiles().reachable_all(snapshots, table.io) if "/data/" in p}
+
+
+def _with_lake(sb, path, **props) -> object:
+    groups = json.loads(sb.properties.read_text())
+    next(g for g in groups if g["PropertyGroupId"] == "homeflow.lake")["PropertyMap"].update(props)
+    path.write_text(json.dumps(groups))
+    return path
+
+
+def _resume_ok(sb) -> None:
+    """Iceberg's committer code, as a restore runs it, finds the last committed checkpoint (run on
+    a stopped job: a running one keeps committing, empty commits included)."""
+    r = subprocess.run([sys.executable, "-m", "cli.main", "--properties", str(sb.properties), "lake", "resume",
+                        "--region", REGION], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = [x for x in r.stdout.splitlines() if "Flink job" in x]
+    assert r.returncode == 0 and lines and all(x.endswith("ok") for x in lines), r.stdout + r.stderr
+
+
+def _exactly_once(sb, ids: set[str]) -> None:
+    rows = sb.lake_ids(REGION)
+    assert len(rows) == len(ids) and set(rows) == ids, f"{len(rows)} rows for {len(ids)} events"
+    assert duckdb_reader.count_rows(sb.settings, REGION) == (len(ids), len(ids))
+
+
+def _later_events_once(sb, job, ids: set[str], seed: int, what: str) -> set[str]:
+    """Sends a wave to the running `job` and requires it committed, and every event in the lake once."""
+    late = list(events(REGION, 20, 8, seed=seed))
+    put(sb.settings, REGION, [(e.key, e.to_json().encode()) for e in late])
+    ids = ids | {e.event_id for e in late}
+    wait_until(lambda: ids <= sb.committed_ids(REGION), 180, 1.0, [job], what)
+    time.sleep(3)  # more checkpoints: a repeated commit would have landed by now
+    _exactly_once(sb, ids)
+    return ids
+
+
 def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
     sb = Sandbox(tmp_path, 4587, [REGION], replicate=False,
                  lake={"compact.commits": str(EVERY), "compact.min.interval.ms": "3000"},
@@ -57,10 +105,10 @@ def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
     sent: list[str] = []
     stop = threading.Event()
 
-    def produce() -> None:
+    def produce(first_seed: int = 5000) -> None:
         wave = 0
         while not stop.is_set():  # a wave a second: about one small file per commit
-            evs = list(events(REGION, 20, 8, seed=5000 + wave))
+            evs = list(events(REGION, 20, 8, seed=first_seed + wave))
             put(sb.settings, REGION, [(e.key, e.to_json().encode()) for e in evs])
             sent.extend(e.event_id for e in evs)
             wave += 1
@@ -121,22 +169,14 @@ def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
         assert live <= days + after + EVERY, (live, days, after)
         assert appended >= 2 * live, f"the control: without compaction there would be {appended} files, not {live}"
 
-        # Iceberg's committer code, as a restore runs it, finds the last committed checkpoint
-        # (the job stopped first: a running job keeps committing, empty commits included).
         job.stop(signal.SIGKILL)
-        r = subprocess.run([sys.executable, "-m", "cli.main", "--properties", str(sb.properties), "lake", "resume",
-                            "--region", REGION], cwd=ROOT, capture_output=True, text=True, timeout=300)
-        lines = [x for x in r.stdout.splitlines() if "Flink job" in x]
-        assert r.returncode == 0 and lines and all(x.endswith("ok") for x in lines), r.stdout + r.stderr
+        _resume_ok(sb)
 
-        # Compaction turned off, restored from the same checkpoint: the checkpoint holds the
-        # compaction ticks' state, which the job no longer has. Flink refuses it, and the job says
-        # what to do (the control); with --allow-non-restored-state it restores, and the events
-        # sent afterwards are committed, every event once.
-        groups = json.loads(sb.properties.read_text())
-        next(g for g in groups if g["PropertyGroupId"] == "homeflow.lake")["PropertyMap"]["compact.commits"] = "0"
-        off = tmp_path / "compaction-off.json"
-        off.write_text(json.dumps(groups))
+        # Compaction and expiry turned off, restored from the same checkpoint: the checkpoint holds
+        # the maintenance ticks' state, which the job no longer has. Flink refuses it, and the job
+        # says what to do (the control); with --allow-non-restored-state it restores, and the
+        # events sent afterwards are committed, every event once.
+        off = _with_lake(sb, tmp_path / "maintenance-off.json", **{"compact.commits": "0", "expire.older.than.ms": "0"})
         restore = [*args, "--restore", latest_checkpoint(ckpt).as_uri()]
         refused = start_job(REGION, off, tmp_path / "logs-2", extra_args=restore)
         sb.jobs.append(refused)
@@ -144,13 +184,50 @@ def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
         assert "--allow-non-restored-state" in refused.log.read_text(errors="replace"), refused.tail()
         job = start_job(REGION, off, tmp_path / "logs-3", extra_args=[*restore, "--allow-non-restored-state"])
         sb.jobs.append(job)
-        late = list(events(REGION, 20, 8, seed=9000))
-        put(sb.settings, REGION, [(e.key, e.to_json().encode()) for e in late])
-        ids |= {e.event_id for e in late}
-        wait_until(lambda: ids <= sb.committed_ids(REGION), 180, 1.0, [job], "the events sent after the restore")
-        time.sleep(3)
-        rows = sb.lake_ids(REGION)
-        assert len(rows) == len(ids) and set(rows) == ids, f"{len(rows)} rows for {len(ids)} events"
+        ids = _later_events_once(sb, job, ids, 9000, "the events sent after the restore")
+
+        # Expiry in the job: restored with compaction back on and expiry at a 3 s age, retaining 1.
+        job.stop(signal.SIGKILL)
+        t_before = table()
+        before = {s.snapshot_id for s in t_before.metadata.snapshots}
+        old_files = _data_files(t_before, t_before.metadata.snapshots)
+        s3 = aws.client("s3", REGION, sb.settings.aws)
+        meta_before = lake_seed.read_object(s3, t_before.metadata_location)
+        expiring = _with_lake(sb, tmp_path / "expiry.json", **{
+            "expire.older.than.ms": "3000", "expire.retain.last": "1", "expire.interval.ms": "2000"})
+        job = start_job(REGION, expiring, tmp_path / "logs-4",
+                        extra_args=[*args, "--restore", latest_checkpoint(ckpt).as_uri()])
+        sb.jobs.append(job)
+        stop.clear()
+        producer = threading.Thread(target=produce, args=(7000,), daemon=True)
+        producer.start()
+        wait_until(lambda: old_files - _data_objects(sb), 180, 1.0, [job], "data files deleted by the job's expiry")
+        stop.set()
+        producer.join(30)
+        ids |= set(sent)
+        wait_until(lambda: ids <= sb.committed_ids(REGION), 180, 1.0, [job], "every event committed with expiry on")
+        time.sleep(4)  # an expiry round (every 2 s) after the last commits
+        job.stop(signal.SIGKILL)
+        t_after = table()
+        kept = list(t_after.metadata.snapshots)
+        objects = _data_objects(sb)
+        deleted = old_files - objects
+        meta_after = lake_seed.read_object(s3, t_after.metadata_location)
+        print(f"expiry: {len(before)} snapshots before, {len(before - {s.snapshot_id for s in kept})} of them "
+              f"expired, {len(kept)} kept; {len(deleted)} of {len(old_files)} data files deleted; metadata file "
+              f"{len(meta_before) / 1024:.1f} KiB -> {len(meta_after) / 1024:.1f} KiB")
+        assert before - {s.snapshot_id for s in kept}, "no snapshot expired"
+        missing = _data_files(t_after, kept) - objects
+        assert not missing, f"{len(missing)} files of kept snapshots were deleted, e.g. {sorted(missing)[:3]}"
+        assert deleted, "expiry deleted no data file"
+        _exactly_once(sb, ids)
+        _resume_ok(sb)
+
+        # A restore after the expiry: the committer finds its checkpoint, nothing is committed twice.
+        job = start_job(REGION, expiring, tmp_path / "logs-5",
+                        extra_args=[*args, "--restore", latest_checkpoint(ckpt).as_uri()])
+        sb.jobs.append(job)
+        _later_events_once(sb, job, ids, 9500, "the events sent after expiry's restore")
     finally:
         stop.set()
         sb.down()

@@ -13,28 +13,14 @@ import base64
 import hashlib
 import random
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from aws_kinesis_agg.deaggregator import deaggregate_records
 
-from sandbox.paths import JAR
 from udfs import kpl
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def jvm():
-    import pyflink
-    from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
-    lib = Path(pyflink.__file__).parent / "lib"
-    cp = ":".join([str(JAR), *map(str, sorted(lib.glob("flink-dist*.jar")))])
-    port = launch_gateway(classpath=cp, die_on_exit=True)
-    gw = JavaGateway(gateway_parameters=GatewayParameters(port=port, auto_convert=True))
-    yield gw.jvm
-    gw.shutdown()
 
 
 def _aws_deaggregate(data: bytes, key: str) -> list[bytes]:

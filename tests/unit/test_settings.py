@@ -35,6 +35,9 @@ def test_local_properties_are_valid():
     ("homeflow.lake/compact.commits", "1", "homeflow.lake/compact.commits: must be in 2..1000000, got 1 (or 0"),
     ("homeflow.lake/compact.min.interval.ms", "10", "homeflow.lake/compact.min.interval.ms: must be in 1000.."),
     ("homeflow.lake/compact.target.bytes", "1k", "homeflow.lake/compact.target.bytes: must be an integer"),
+    ("homeflow.lake/expire.older.than.ms", "500", "homeflow.lake/expire.older.than.ms: must be in 1000..2592000000, got 500 (or 0"),
+    ("homeflow.lake/expire.retain.last", "0", "homeflow.lake/expire.retain.last: must be in 1..100000"),
+    ("homeflow.lake/expire.interval.ms", "-1", "homeflow.lake/expire.interval.ms: must be in 1000.."),
 ])
 def test_bad_property_is_named(path, value, needle):
     with pytest.raises(ConfigError) as e:
@@ -55,6 +58,14 @@ def test_compaction_is_on_by_default_and_can_be_turned_off():
     assert (s.compact_commits, s.compact_min_interval_ms, s.compact_target_bytes) == (60, 60_000, 128 * 1024 * 1024)
     g.setdefault("homeflow.lake", {})["compact.commits"] = "0"
     assert settings_from_groups(g).lake.compact_commits == 0
+
+
+def test_expiry_is_on_by_default_and_can_be_turned_off():
+    g = groups()
+    s = settings_from_groups(g).lake
+    assert (s.expire_older_than_ms, s.expire_retain_last, s.expire_interval_ms) == (600_000, 10, 300_000)
+    g.setdefault("homeflow.lake", {})["expire.older.than.ms"] = "0"
+    assert settings_from_groups(g).lake.expire_older_than_ms == 0
 
 
 def test_missing_required_property_is_named():

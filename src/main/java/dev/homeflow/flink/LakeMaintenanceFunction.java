@@ -38,35 +38,46 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Compaction of the region's home table inside the job, off the checkpoint path. Every
- * {@code commits} commits that added data (counted back from the table's current snapshot to its
- * last rewrite), and not more often than {@code minIntervalMs}, it bin-packs each partition's small
- * files into files of up to {@code targetBytes} with Iceberg's own planner, reader, writer and
- * rewrite commit (the pieces of Iceberg's Flink {@code RewriteDataFiles} maintenance task).
+ * Maintenance of the region's home table inside the job, off the checkpoint path: compaction and
+ * snapshot expiry, one after the other on a thread of its own ({@link OffThreadTickFunction}).
  *
- * <p>Why not Iceberg's {@code TableMaintenance} operators, which this replaces: their planner,
- * rewrite runner and rewrite committer each do their work on their task thread, and a checkpoint
- * barrier waits behind each in turn. On the sandbox one rewrite held a checkpoint, and so every home
- * commit, for 8.6-14.7 s (bench_freshness.py, per-task start delay). Here the work runs on a thread
- * of its own ({@link OffThreadTickFunction}).
+ * <p>Compaction: every {@code commits} commits that added data (counted back from the table's
+ * current snapshot to its last rewrite), and not more often than {@code minIntervalMs}, it bin-packs
+ * each partition's small files into files of up to {@code targetBytes} with Iceberg's own planner,
+ * reader, writer and rewrite commit (the pieces of Iceberg's Flink {@code RewriteDataFiles}
+ * maintenance task). Why not Iceberg's {@code TableMaintenance} operators, which this replaced: their
+ * planner, rewrite runner and rewrite committer each do their work on their task thread, and a
+ * checkpoint barrier waits behind each in turn. On the sandbox one rewrite held a checkpoint, and so
+ * every home commit, for 8.6-14.7 s (bench_freshness.py, per-task start delay).
  *
- * <p>No Flink state: the count comes from the table, so a restored job neither loses nor repeats
- * it. A rewrite is a replace snapshot committed through the catalog's conditional write, validated
- * from the snapshot it was planned on; it interleaves with the committer's appends like any other
- * writer, and one that loses (its input files gone, a job killed mid-way) leaves only unreferenced
- * files, which {@code homeflow maintain} removes as orphans. Nothing is expired, so the committer's
- * restore still finds its last checkpoint by walking the snapshot's ancestors. Only the home
- * region's job writes its table, so no lock is taken.
+ * <p>Expiry ({@link SnapshotExpiry}): at most every {@code expireIntervalMs}, the snapshots older
+ * than {@code expireOlderThanMs} go, except those a restored Flink committer or the published lake
+ * view still needs; without it the metadata file, which every commit rewrites, grows by a snapshot
+ * per commit.
+ *
+ * <p>No Flink state: the compaction count comes from the table, so a restored job neither loses nor
+ * repeats it. A rewrite is a replace snapshot committed through the catalog's conditional write,
+ * validated from the snapshot it was planned on; it interleaves with the committer's appends like
+ * any other writer, and one that loses (its input files gone, a job killed mid-way) leaves only
+ * unreferenced files, which {@code homeflow maintain} removes as orphans. Only the home region's job
+ * writes its table, so no lock is taken. The operator's uid stays {@code lake-compaction}, the
+ * name it had before expiry joined it, so savepoints taken since then restore.
  */
-public final class LakeCompactionFunction extends OffThreadTickFunction {
+public final class LakeMaintenanceFunction extends OffThreadTickFunction {
     private static final long serialVersionUID = 1L;
-    private static final Logger LOG = LoggerFactory.getLogger(LakeCompactionFunction.class);
+    private static final Logger LOG = LoggerFactory.getLogger(LakeMaintenanceFunction.class);
     // Enough for the trigger: the walk stops at the last rewrite or after `commits` data commits.
     private static final int MAX_WALK = 100_000;
 
     private final int commits;
     private final long minIntervalMs;
     private final long targetBytes;
+    private final long expireOlderThanMs;
+    private final int expireRetainLast;
+    private final long expireIntervalMs;
+    private final Map<String, String> catalogProperties;
+    private final String pointerTable;
+    private final String home;
 
     private transient volatile long lastAttemptMs;
     private transient long lastPlannedSnapshotId;
@@ -75,12 +86,29 @@ public final class LakeCompactionFunction extends OffThreadTickFunction {
     private transient Counter rewrites;
     private transient Counter rewrittenFiles;
     private transient volatile long lastRewriteMs;
+    private transient volatile long lastExpiryMs;
+    private transient Counter expiredSnapshots;
+    private transient SnapshotExpiry.ViewPin viewPin;
 
-    public LakeCompactionFunction(TableLoader loader, int commits, long minIntervalMs, long targetBytes) {
-        super(loader, "lake-compaction", "homeflow_lake_rewrite_errors");
+    /**
+     * {@code commits} 0: no compaction; {@code expireOlderThanMs} 0: no expiry. The catalog's
+     * properties reach DynamoDB the way the catalog does, to read {@code home}'s published lake
+     * view from {@code pointerTable}.
+     */
+    public LakeMaintenanceFunction(TableLoader loader, int commits, long minIntervalMs, long targetBytes,
+                                   long expireOlderThanMs, int expireRetainLast, long expireIntervalMs,
+                                   Map<String, String> catalogProperties, String pointerTable, String home) {
+        // Errors counted under the compaction metric's old name: dashboards keep working.
+        super(loader, "lake-maintenance", "homeflow_lake_rewrite_errors");
         this.commits = commits;
         this.minIntervalMs = minIntervalMs;
         this.targetBytes = targetBytes;
+        this.expireOlderThanMs = expireOlderThanMs;
+        this.expireRetainLast = expireRetainLast;
+        this.expireIntervalMs = expireIntervalMs;
+        this.catalogProperties = new HashMap<>(catalogProperties);
+        this.pointerTable = pointerTable;
+        this.home = home;
     }
 
     @Override
@@ -90,24 +118,63 @@ public final class LakeCompactionFunction extends OffThreadTickFunction {
         rewrites = g.counter("homeflow_lake_rewrites");
         rewrittenFiles = g.counter("homeflow_lake_rewritten_files");
         g.gauge("homeflow_lake_last_rewrite_ms", (Gauge<Long>) () -> lastRewriteMs);
+        expiredSnapshots = g.counter("homeflow_lake_expired_snapshots");
         lastPlannedSnapshotId = -1;
+        // The first expiry waits one interval: a job restored in a loop does not expire on every start.
+        lastExpiryMs = System.currentTimeMillis();
         subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+    }
+
+    private boolean compactionDue(long now) {
+        return commits > 0 && now - lastAttemptMs >= minIntervalMs;
+    }
+
+    private boolean expiryDue(long now) {
+        return expireOlderThanMs > 0 && now - lastExpiryMs >= expireIntervalMs;
     }
 
     @Override
     protected boolean due() {
-        return System.currentTimeMillis() - lastAttemptMs >= minIntervalMs;
+        long now = System.currentTimeMillis();
+        return compactionDue(now) || expiryDue(now);
     }
 
     @Override
     protected void work(Table table) throws Exception {
         Snapshot current = table.currentSnapshot();
-        if (current == null || dataCommitsSinceRewrite(table, current) < commits) {
-            return;
+        if (current != null && compactionDue(System.currentTimeMillis())
+                && dataCommitsSinceRewrite(table, current) >= commits) {
+            lastAttemptMs = System.currentTimeMillis();
+            lastPlannedSnapshotId = current.snapshotId();
+            rewrite(table, current);
+            table.refresh();
         }
-        lastAttemptMs = System.currentTimeMillis();
-        lastPlannedSnapshotId = current.snapshotId();
-        rewrite(table, current);
+        if (expiryDue(System.currentTimeMillis())) {
+            lastExpiryMs = System.currentTimeMillis();
+            expire(table);
+        }
+    }
+
+    private void expire(Table table) throws Exception {
+        long t0 = System.currentTimeMillis();
+        if (viewPin == null) {
+            viewPin = new SnapshotExpiry.ViewPin(catalogProperties, pointerTable, home);
+        }
+        Long pinned = viewPin.snapshotId();
+        int expired = SnapshotExpiry.expire(table, expireOlderThanMs, expireRetainLast, pinned);
+        if (expired > 0) {
+            expiredSnapshots.inc(expired);
+            LOG.info("expiry of {}: {} snapshots expired, {} kept (view pins {}); {} ms", table.name(), expired,
+                    SnapshotExpiry.count(table), pinned, System.currentTimeMillis() - t0);
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        super.close();
+        if (viewPin != null) {
+            viewPin.close();
+        }
     }
 
     /** Commits that added data files since the last rewrite (or since the last plan that found nothing). */
