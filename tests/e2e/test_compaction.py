@@ -17,8 +17,9 @@ Proves, with events flowing in small waves (one small file per commit):
   commits the events sent afterwards, every event once;
 - snapshot expiry in the job (a few seconds' age, retain 1): restored with it on, the job expires
   the older snapshots and deletes the data files only they reached (the rewritten small files: the
-  check that it deleted anything can fail), keeps every file a kept snapshot reads, every event is
-  still read once, Iceberg's committer code still finds the last checkpoint, and a restore after the
+  check that it deleted anything can fail), keeps every file a kept snapshot reads and the snapshot
+  a published lake view names (older than the age: everything older than it is expired), every
+  event is still read once, Iceberg's committer code still finds the last checkpoint, and a restore after the
   expiry commits the events sent afterwards, every event once."""
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import time
 import pytest
 
 from cli.produce import events, put
-from connectors import aws, duckdb_reader, lake, lake_seed
+from connectors import aws, duckdb_reader, lake, lake_seed, lake_view, read_pointer
 from drills import audit
 from sandbox.jobrunner import start_job, wait_until
 from sandbox.local_cluster import Sandbox
@@ -193,6 +194,11 @@ def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
         old_files = _data_files(t_before, t_before.metadata.snapshots)
         s3 = aws.client("s3", REGION, sb.settings.aws)
         meta_before = lake_seed.read_object(s3, t_before.metadata_location)
+        # A lake view published now names the current snapshot; it must outlive the age.
+        pin = t_before.current_snapshot().snapshot_id
+        aws.client("dynamodb", REGION, sb.settings.aws).put_item(TableName=read_pointer.POINTER_TABLE, Item={
+            "table": {"S": lake_view.VIEW_KEY}, "version": {"N": "1"}, "tables": {"S": json.dumps(
+                {REGION: {"metadata_location": t_before.metadata_location, "snapshot_id": pin}})}})
         expiring = _with_lake(sb, tmp_path / "expiry.json", **{
             "expire.older.than.ms": "3000", "expire.retain.last": "1", "expire.interval.ms": "2000"})
         job = start_job(REGION, expiring, tmp_path / "logs-4",
@@ -216,7 +222,9 @@ def test_the_job_compacts_its_home_table_and_restores_exactly_once(tmp_path):
         print(f"expiry: {len(before)} snapshots before, {len(before - {s.snapshot_id for s in kept})} of them "
               f"expired, {len(kept)} kept; {len(deleted)} of {len(old_files)} data files deleted; metadata file "
               f"{len(meta_before) / 1024:.1f} KiB -> {len(meta_after) / 1024:.1f} KiB")
-        assert before - {s.snapshot_id for s in kept}, "no snapshot expired"
+        assert before - {s.snapshot_id for s in kept} == before - {pin}, "expired: all but the view's snapshot"
+        log = "".join(f.read_text(errors="replace") for f in (tmp_path / "logs-4").rglob("*.log"))
+        assert f"(view pins {pin})" in log, "the job's expiry did not read the published view"
         missing = _data_files(t_after, kept) - objects
         assert not missing, f"{len(missing)} files of kept snapshots were deleted, e.g. {sorted(missing)[:3]}"
         assert deleted, "expiry deleted no data file"
