@@ -58,9 +58,9 @@ class LakeSettings:
     compact_target_bytes: int
     # Snapshot expiry inside the job, with `homeflow maintain`'s Flink rule (0: never), at most
     # once per expire_interval_ms.
-    expire_older_than_ms: int = 600_000
-    expire_retain_last: int = 10
-    expire_interval_ms: int = 300_000
+    expire_older_than_ms: int
+    expire_retain_last: int
+    expire_interval_ms: int
 
     def bucket(self, region: str) -> str:
         return f"{self.bucket_prefix}-{region}"

@@ -114,10 +114,11 @@ def add_maintenance(ticks: DataStream, settings: Settings) -> None:
     """Compaction and snapshot expiry of the home table inside the job, on a thread of the
     operator's own (dev.homeflow.flink.LakeMaintenanceFunction): a tick only starts the checks.
     The uid is the one the operator had when it only compacted: savepoints since then restore."""
+    from connectors.lake_view import VIEW_KEY
     from connectors.read_pointer import POINTER_TABLE
     lake, region = settings.lake, settings.job.region
     fn = get_gateway().jvm.dev.homeflow.flink.LakeMaintenanceFunction(
         java_table_loader(settings, region), lake.compact_commits, lake.compact_min_interval_ms,
         lake.compact_target_bytes, lake.expire_older_than_ms, lake.expire_retain_last, lake.expire_interval_ms,
-        _java_catalog_properties(settings, region), POINTER_TABLE, region)
+        _java_catalog_properties(settings, region), POINTER_TABLE, VIEW_KEY, region)
     ticks._j_data_stream.process(fn).uid("lake-compaction").name("lake-maintenance").setParallelism(1)

@@ -190,7 +190,8 @@ def expire(settings: Settings, home: str, older_than_s: float, retain_last: int,
 
 # ----------------------------------------------------------------------------------------- orphans
 
-def _listed(settings: Settings, home: str, location: str) -> list[tuple[str, float]]:
+def listed(settings: Settings, home: str, location: str) -> list[tuple[str, float]]:
+    """(s3:// path, LastModified epoch seconds) of every object under `location`."""
     u = urlparse(location)
     s3 = aws.client("s3", home, settings.aws)
     out = []
@@ -206,7 +207,7 @@ def remove_orphans(settings: Settings, home: str, min_age_s: float, dry_run: boo
         raise RuntimeError(f"no table for home region {home}; create it with `homeflow lake init`")
     referenced = {table.metadata_location, *(e.metadata_file for e in table.metadata.metadata_log)}
     referenced |= lake.LiveFiles().reachable_all(table.metadata.snapshots, table.io)
-    found = retention.orphans(_listed(settings, home, table.metadata.location), referenced, time.time(), min_age_s)
+    found = retention.orphans(listed(settings, home, table.metadata.location), referenced, time.time(), min_age_s)
     if found and not dry_run:
         _s3_delete(settings, home, found)
     return found

@@ -56,10 +56,8 @@ def group_cpu_s(pgid: int) -> float:
 EXPIRY_LINE = re.compile(r"expiry of \S+: (\d+) snapshots expired, (\d+) kept .*; (\d+) ms")
 
 
-def data_objects(sb) -> int:
-    bucket = sb.settings.lake.bucket(REGION)
-    pages = aws.client("s3", REGION, sb.settings.aws).get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    return sum(1 for page in pages for o in page.get("Contents", []) if "/data/" in o["Key"])
+def data_objects(sb, table) -> int:
+    return sum(1 for path, _ in maintenance.listed(sb.settings, REGION, table.metadata.location) if "/data/" in path)
 
 
 def metadata_kib(sb, table) -> float:
@@ -121,7 +119,7 @@ def run(variant: str, a, port: int, tmp: Path) -> dict:
         # Expired snapshots are gone from the metadata: count commits by sequence number.
         return {"variant": variant, "events": len(ids), "commits": table.metadata.last_sequence_number - rewrites,
                 "rewrites": rewrites, "files": st.data_files, "snapshots": len(table.metadata.snapshots),
-                "metadata_kib": metadata_kib(sb, table), "objects": data_objects(sb),
+                "metadata_kib": metadata_kib(sb, table), "objects": data_objects(sb, table),
                 "expiries": len(expiries), "expiry_ms": (statistics.median(expiries), max(expiries)) if expiries else None,
                 "max_per_partition": max(per_partition.values()) if per_partition else 0,
                 "partitions": len(per_partition), "small_ratio": st.small_file_ratio,
@@ -140,7 +138,7 @@ def main() -> None:
     p.add_argument("--compact-commits", type=int, default=60)
     p.add_argument("--compact-min-interval-ms", type=int, default=60_000)
     p.add_argument("--expire-older-than-ms", type=int, default=120_000,
-                   help="variant expire: the age (the job's default, 1 h, would expire nothing in a short run)")
+                   help="variant expire: the age (the job's default, 10 min, expires nothing in a 10-minute run)")
     p.add_argument("--expire-interval-ms", type=int, default=60_000)
     p.add_argument("--expire-retain-last", type=int, default=10)
     p.add_argument("--port", type=int, default=4583)

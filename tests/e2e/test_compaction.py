@@ -33,7 +33,7 @@ import time
 import pytest
 
 from cli.produce import events, put
-from connectors import aws, duckdb_reader, lake, lake_seed, lake_view, read_pointer
+from connectors import aws, duckdb_reader, lake, lake_seed, lake_view, maintenance, read_pointer
 from drills import audit
 from sandbox.jobrunner import start_job, wait_until
 from sandbox.local_cluster import Sandbox
@@ -56,9 +56,8 @@ def _appended_files(table) -> int:
 
 
 def _data_objects(sb) -> set[str]:
-    bucket = sb.settings.lake.bucket(REGION)
-    pages = aws.client("s3", REGION, sb.settings.aws).get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    return {f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", []) if "/data/" in o["Key"]}
+    location = lake.load_table(sb.settings, REGION).metadata.location
+    return {path for path, _ in maintenance.listed(sb.settings, REGION, location) if "/data/" in path}
 
 
 def _data_files(table, snapshots) -> set[str]:

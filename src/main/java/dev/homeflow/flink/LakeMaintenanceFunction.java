@@ -33,6 +33,7 @@ import org.apache.iceberg.flink.source.DataIterator;
 import org.apache.iceberg.flink.source.RowDataFileScanTaskReader;
 import org.apache.iceberg.io.CloseableIterator;
 import org.apache.iceberg.io.TaskWriter;
+import org.apache.iceberg.relocated.com.google.common.collect.Iterables;
 import org.apache.iceberg.util.PropertyUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -77,6 +78,7 @@ public final class LakeMaintenanceFunction extends OffThreadTickFunction {
     private final long expireIntervalMs;
     private final Map<String, String> catalogProperties;
     private final String pointerTable;
+    private final String viewKey;
     private final String home;
 
     private transient volatile long lastAttemptMs;
@@ -93,11 +95,12 @@ public final class LakeMaintenanceFunction extends OffThreadTickFunction {
     /**
      * {@code commits} 0: no compaction; {@code expireOlderThanMs} 0: no expiry. The catalog's
      * properties reach DynamoDB the way the catalog does, to read {@code home}'s published lake
-     * view from {@code pointerTable}.
+     * view, item {@code viewKey} of {@code pointerTable}.
      */
     public LakeMaintenanceFunction(TableLoader loader, int commits, long minIntervalMs, long targetBytes,
                                    long expireOlderThanMs, int expireRetainLast, long expireIntervalMs,
-                                   Map<String, String> catalogProperties, String pointerTable, String home) {
+                                   Map<String, String> catalogProperties, String pointerTable, String viewKey,
+                                   String home) {
         // Errors counted under the compaction metric's old name: dashboards keep working.
         super(loader, "lake-maintenance", "homeflow_lake_rewrite_errors");
         this.commits = commits;
@@ -108,6 +111,7 @@ public final class LakeMaintenanceFunction extends OffThreadTickFunction {
         this.expireIntervalMs = expireIntervalMs;
         this.catalogProperties = new HashMap<>(catalogProperties);
         this.pointerTable = pointerTable;
+        this.viewKey = viewKey;
         this.home = home;
     }
 
@@ -146,8 +150,7 @@ public final class LakeMaintenanceFunction extends OffThreadTickFunction {
                 && dataCommitsSinceRewrite(table, current) >= commits) {
             lastAttemptMs = System.currentTimeMillis();
             lastPlannedSnapshotId = current.snapshotId();
-            rewrite(table, current);
-            table.refresh();
+            rewrite(table, current); // its commit makes the table refresh on next use
         }
         if (expiryDue(System.currentTimeMillis())) {
             lastExpiryMs = System.currentTimeMillis();
@@ -158,14 +161,14 @@ public final class LakeMaintenanceFunction extends OffThreadTickFunction {
     private void expire(Table table) throws Exception {
         long t0 = System.currentTimeMillis();
         if (viewPin == null) {
-            viewPin = new SnapshotExpiry.ViewPin(catalogProperties, pointerTable, home);
+            viewPin = new SnapshotExpiry.ViewPin(catalogProperties, pointerTable, viewKey, home);
         }
         Long pinned = viewPin.snapshotId();
         int expired = SnapshotExpiry.expire(table, expireOlderThanMs, expireRetainLast, pinned);
         if (expired > 0) {
             expiredSnapshots.inc(expired);
             LOG.info("expiry of {}: {} snapshots expired, {} kept (view pins {}); {} ms", table.name(), expired,
-                    SnapshotExpiry.count(table), pinned, System.currentTimeMillis() - t0);
+                    Iterables.size(table.snapshots()), pinned, System.currentTimeMillis() - t0);
         }
     }
 

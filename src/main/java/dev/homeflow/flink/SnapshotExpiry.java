@@ -1,15 +1,18 @@
 package dev.homeflow.flink;
 
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.apache.iceberg.ExpireSnapshots;
 import org.apache.iceberg.Snapshot;
 import org.apache.iceberg.Table;
 import org.apache.iceberg.aws.AwsClientFactories;
+import org.apache.iceberg.flink.sink.SinkUtil;
+import org.apache.iceberg.relocated.com.google.common.collect.Lists;
 import org.apache.iceberg.shaded.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.iceberg.util.JsonUtil;
+import org.apache.iceberg.util.SnapshotUtil;
 import software.amazon.awssdk.services.dynamodb.DynamoDbClient;
 import software.amazon.awssdk.services.dynamodb.model.AttributeValue;
 import software.amazon.awssdk.services.dynamodb.model.GetItemRequest;
@@ -32,9 +35,6 @@ import software.amazon.awssdk.services.dynamodb.model.ResourceNotFoundException;
  * are deleted by Iceberg's incremental clean-up.
  */
 public final class SnapshotExpiry {
-    static final String FLINK_JOB_ID = "flink.job-id";
-    static final String VIEW_KEY = "__lake_view__";
-
     private SnapshotExpiry() {}
 
     /**
@@ -62,55 +62,49 @@ public final class SnapshotExpiry {
         return cutoff;
     }
 
-    /** Expires what the rule allows and deletes the files only expired snapshots reached; the number expired. */
+    /**
+     * Expires what the rule allows and deletes the files only expired snapshots reached; the number
+     * of snapshots expired (as planned: a commit retried over a concurrent append plans again).
+     */
     static int expire(Table table, long olderThanMs, int retainLast, Long pinnedSnapshotId) {
         Snapshot current = table.currentSnapshot();
         if (current == null) {
             return 0;
         }
-        List<Snapshot> chain = new ArrayList<>();
-        for (Snapshot s = current; s != null; s = s.parentId() == null ? null : table.snapshot(s.parentId())) {
-            chain.add(s);
-        }
+        List<Snapshot> chain = Lists.newArrayList(SnapshotUtil.ancestorsOf(current.snapshotId(), table::snapshot));
         long[] ts = new long[chain.size()];
         String[] jobs = new String[chain.size()];
         int pinned = -1;
         for (int d = 0; d < ts.length; d++) {
             Snapshot s = chain.get(d);
             ts[d] = s.timestampMillis();
-            jobs[d] = s.summary() == null ? null : s.summary().get(FLINK_JOB_ID);
+            jobs[d] = s.summary() == null ? null : s.summary().get(SinkUtil.FLINK_JOB_ID);
             if (pinnedSnapshotId != null && s.snapshotId() == pinnedSnapshotId) {
                 pinned = d;
             }
         }
         long cutoff = cutoff(ts, jobs, pinned, System.currentTimeMillis(), olderThanMs);
+        ExpireSnapshots expiry = table.expireSnapshots().expireOlderThan(cutoff).retainLast(retainLast)
+                .cleanExpiredFiles(true);
         // apply() first: committing an expiry that removes nothing would still write a metadata file.
-        if (table.expireSnapshots().expireOlderThan(cutoff).retainLast(retainLast).apply().isEmpty()) {
-            return 0;
+        int planned = expiry.apply().size();
+        if (planned > 0) {
+            expiry.commit();
         }
-        int before = count(table);
-        table.expireSnapshots().expireOlderThan(cutoff).retainLast(retainLast).cleanExpiredFiles(true).commit();
-        table.refresh();
-        return before - count(table);
-    }
-
-    static int count(Table table) {
-        int n = 0;
-        for (Snapshot ignored : table.snapshots()) {
-            n++;
-        }
-        return n;
+        return planned;
     }
 
     /** Reads the snapshot of {@code home}'s table that the home region's published lake view names. */
     static final class ViewPin implements AutoCloseable {
         private final DynamoDbClient ddb;
         private final String pointerTable;
+        private final String viewKey;
         private final String home;
 
-        ViewPin(Map<String, String> catalogProperties, String pointerTable, String home) {
+        ViewPin(Map<String, String> catalogProperties, String pointerTable, String viewKey, String home) {
             this.ddb = AwsClientFactories.from(catalogProperties).dynamo();
             this.pointerTable = pointerTable;
+            this.viewKey = viewKey;
             this.home = home;
         }
 
@@ -119,7 +113,7 @@ public final class SnapshotExpiry {
             Map<String, AttributeValue> item;
             try {
                 item = ddb.getItem(GetItemRequest.builder().tableName(pointerTable)
-                        .key(Map.of("table", AttributeValue.fromS(VIEW_KEY))).consistentRead(true).build()).item();
+                        .key(Map.of("table", AttributeValue.fromS(viewKey))).consistentRead(true).build()).item();
             } catch (ResourceNotFoundException e) {
                 return null;
             }
