@@ -253,7 +253,8 @@ def cmd_drill(args) -> int:
     opts = DrillOptions(scenario=args.scenario, out=out, backend=args.backend,
                         handoff="none" if args.no_handoff else "ordered", regions=(a, b), port=args.port,
                         rest_port=args.rest_port, keys=args.keys, rate=args.rate, flips=args.flips,
-                        ddb_lag=args.ddb_lag, s3_lag=args.s3_lag, keep=args.keep)
+                        ddb_lag=args.ddb_lag, s3_lag=args.s3_lag, keep=args.keep, dedup_seed=args.dedup_seed,
+                        retry_share=args.retries)
     report = run(opts, say=lambda m: print(m, flush=True))
     return 0 if report["passed"] else 1
 
@@ -432,14 +433,18 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("drill", help="failover drill on its own sandbox under sequenced traffic; writes "
                                       "report.json and report.html and prints a verdict (exit 1 if it fails)")
-    sp.add_argument("scenario", choices=["move-keys", "region-loss", "upgrade", "reshard"],
+    sp.add_argument("scenario", choices=["move-keys", "region-loss", "upgrade", "reshard", "replay"],
                     help="move-keys: planned moves back and forth; region-loss: kill + unreachable, remap, "
                          "return, failback; upgrade: stop with savepoint, restart with parallelism 1->2->1; "
-                         "reshard: split, then merge, a shard of every ingest and forward stream (on kinesis-mock)")
+                         "reshard: split, then merge, a shard of every ingest and forward stream (on kinesis-mock); "
+                         "replay: drain, ACTIVE, DOWN, ACTIVE, then a start without state of the first region")
     sp.add_argument("--backend", choices=["minicluster", "cluster"], default="minicluster",
                     help="minicluster: one job process per region; cluster: a local standalone Flink cluster")
     sp.add_argument("--no-handoff", action="store_true",
                     help="the control: run the jobs without the ordered hand-off (its verdict expects per-key inversions: shows the check can fail)")
+    sp.add_argument("--dedup-seed", choices=["lake", "home"], default="lake",
+                    help="replay's control: 'home' seeds a start without state from its own table only (its "
+                         "verdict expects duplicates: shows the check can fail)")
     sp.add_argument("--regions", default="us-east-1,eu-west-1", help="the two regions (first: the one lost/moved)")
     sp.add_argument("--out", help="report directory (default: .sandbox/drills/SCENARIO)")
     sp.add_argument("--port", type=int, default=4577, help="the drill's emulator port (default: %(default)s)")
@@ -448,6 +453,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--keys", type=int, default=40)
     sp.add_argument("--rate", type=float, default=100.0, help="events/s per producing region (default: %(default)s)")
     sp.add_argument("--flips", type=int, default=5, help="move-keys: moves each way (default: %(default)s)")
+    sp.add_argument("--retries", type=float, default=0.0,
+                    help="share of events a producer sends again, unchanged, into the other region (default: "
+                         "%(default)s; replay's CI test uses 0.05)")
     sp.add_argument("--ddb-lag", type=float, default=1.0, help="DynamoDB replication lag, s (default: %(default)s)")
     sp.add_argument("--s3-lag", type=float, default=2.0, help="S3 replication lag, s (default: %(default)s)")
     sp.add_argument("--keep", action="store_true", help="leave the drill's sandbox and jobs running afterwards")

@@ -89,8 +89,12 @@ class JobSettings:
     handoff: str  # ordered (markers + acquisition, udfs/handoff.py) | none (the control)
     handoff_timeout_ms: int
     table_wait_ms: int
-    dedup_seed: str  # lake: at start, known event_ids come from the home table too | none
+    # At start, the event_ids already committed come from: lake (every home table) | home (this
+    # region's table only: the control that commits moved keys' events twice) | none
+    dedup_seed: str
     checkpoint_dir: str | None  # local runs: durable checkpoints (ignored on Managed Flink)
+    order_lanes: str = "entry"  # entry (udfs/lanes.py) | origin (the control: marks by declared origin)
+    order_skew_ms: int = 100  # how far two regions' Kinesis arrival times may disagree
 
     @property
     def remote_regions(self) -> tuple[str, ...]:
@@ -199,8 +203,17 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "handoff": (_choice("ordered", "none"), "ordered"),
         "handoff.timeout.ms": (_int(1_000, 3_600_000), 30_000),
         "table.wait.ms": (_int(1_000, 3_600_000), 30_000),
-        "dedup.seed": (_choice("lake", "none"), "lake"),
+        # What a start without state counts as committed: every home table's event_ids (lake), only
+        # this region's (home: the behaviour before 2026-12-04, kept as the control), or none.
+        "dedup.seed": (_choice("lake", "home", "none"), "lake"),
         "checkpoint.dir": (_str, None),
+        # A key's order is kept per entry lane (the ingest stream a record entered through); `origin`
+        # keys it by the producer's declared origin and marks every suspect, as before 2026-12-04:
+        # only for the control that shows such marks flag rows that are in order.
+        "order.lanes": (_choice("entry", "origin"), "entry"),
+        # Records that entered through two regions are ordered by Kinesis's arrival times; within
+        # this margin the order is unknown and a suspect row is marked.
+        "order.skew.ms": (_int(0, 60_000), 100),
     },
     "homeflow.aws": {
         "endpoint": (_url, None),
@@ -297,6 +310,7 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
             read_publish_interval_ms=j["read.publish.interval.ms"],
             handoff=j["handoff"], handoff_timeout_ms=j["handoff.timeout.ms"], table_wait_ms=j["table.wait.ms"],
             dedup_seed=j["dedup.seed"], checkpoint_dir=j["checkpoint.dir"],
+            order_lanes=j["order.lanes"], order_skew_ms=j["order.skew.ms"],
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],

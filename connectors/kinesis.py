@@ -13,10 +13,11 @@ from pyflink.java_gateway import get_gateway
 
 from conf.settings import AwsSettings
 
-# Row(stream, shard_id, seq, data): a Kinesis record with its original bytes
+# Row(stream, shard_id, seq, data, arrived): a Kinesis record with its original bytes and its
+# ApproximateArrivalTimestamp (epoch ms; dev.homeflow.flink.KinesisRecordRowSchema)
 SOURCE_ROW = Types.ROW_NAMED(
-    ["stream", "shard_id", "seq", "data"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
+    ["stream", "shard_id", "seq", "data", "arrived"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG()],
 )
 # Row(business_key, SOURCE_ROW) emitted by dev.homeflow.flink.KeyedKinesisRecordSchema
 KEYED_SOURCE_ROW = Types.ROW([Types.STRING(), SOURCE_ROW])

@@ -25,9 +25,15 @@ SCHEMA = Schema(
     NestedField(11, "routed_at", LongType(), required=False),
     # How long it waited at the router (table not loaded, newer epoch, hand-off), ms.
     NestedField(12, "held_ms", LongType(), required=False),
-    # Null when committed in its key's order; else why not: "stranded:<region>" (held by a lost
-    # region until it returned), "handoff-timeout:<region>", "reordered" (udfs/handoff.py).
+    # Null when committed in its key's order; else why not: "reordered" (a record that entered its
+    # lane later was committed first), "stranded:<region>" (held by a lost region until it
+    # returned), "handoff-timeout:<region>" (udfs/handoff.py, udfs/lanes.py).
     NestedField(13, "unordered", StringType(), required=False),
+    # Where the record entered the system: "region/shard/sequence" of the ingest stream a job first
+    # read it from (not the producer's `origin`), and Kinesis's arrival time there (ms). A key's
+    # order is per entry lane (region) by position, across lanes by entered_at.
+    NestedField(14, "entry", StringType(), required=False),
+    NestedField(15, "entered_at", LongType(), required=False),
 )
 # Readers ask for "one day" and "one key over a time range": partition by day, sort by key.
 PARTITION_SPEC = PartitionField(source_id=3, field_id=1000, transform=DayTransform(), name="event_day")

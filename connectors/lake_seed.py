@@ -1,23 +1,53 @@
-"""What the home table already holds, read without PyIceberg (the Managed Flink zip has boto3;
-fastavro and pyarrow come with PyFlink): the event_ids committed since a point in time.
+"""What the lake already holds, for a start without state (DESIGN guarantee 2; docs: exactly once).
 
 A job that starts without state (a lost checkpoint, a new application, SKIP_RESTORE_FROM_SNAPSHOT)
-replays its streams from their retention start. Seeding its dedup with what the table already
-holds keeps that replay from committing an event_id twice (DESIGN.md guarantee 2).
+reads its streams again from their retention start. Some of what it re-reads was committed before,
+and not always in its own table: a key that lived in another region for a while (a drain, a
+region DOWN, a planned move) had the records this region read then committed *there*; routed
+again under today's table, they would be committed a second time here.
+
+The rule: **a record re-read after a start without state is dropped if its event_id is in any home
+table's rows routed within the replay window** (the longest retention of the streams it reads, and
+at least the dedup TTL), wherever today's table routes its key. The router checks it where it reads
+the record, before routing (udfs/handoff.py, `committed`).
+
+What the seed holds, per home table:
+* this region's own table at its current snapshot (read in this region);
+* every other home's table at the snapshot this region's **read pointer** names, read from this
+  region's replica bucket, as any reader here (connectors/read_pointer.py): no cross-region data
+  reads, and a home that is lost still counts with what had replicated.
+
+The bound it relies on: a commit another home made less than (S3 replication lag + the read
+publisher's interval) before this start is not in the seed. It matters only for a key whose home
+moved from there to here within that window (the old home committed the record as home, and today
+it is routed here); a key in the middle of a move at the restart is the case to avoid. Rows are
+chosen by `routed_at` (the home router's clock) against this region's clock, with an hour's margin.
+
+The seed is a DiskIdSet (udfs/disk_id_set.py): 16 bytes an id on local disk, a bounded build
+buffer in memory, so 600 million ids (7 days at 1,000 events/s) seed a job whose heap never held
+them. Read with boto3, fastavro and pyarrow (PyFlink's own dependencies): the Managed Flink zip
+needs nothing more.
 """
 from __future__ import annotations
 
 import io
 import json
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 from conf.settings import Settings
 from connectors import aws
+from udfs import disk_id_set
 
 log = logging.getLogger("homeflow")
 DATA = 0  # manifest content: data files
 DELETED = 2  # manifest entry status
+ROUTED_AT_FIELD = 11  # connectors/lake_schema.py: routed_at
+MARGIN_MS = 3_600_000  # clocks of two regions' routers against this one
 
 
 def read_object(s3, location: str) -> bytes:
@@ -34,33 +64,154 @@ def metadata_location(settings: Settings, region: str) -> str | None:
     return item["p.metadata_location"]["S"] if item and "p.metadata_location" in item else None
 
 
-def committed_event_ids(settings: Settings, region: str, since_ms: int) -> set[str]:
-    """event_ids in the live data files that snapshots newer than `since_ms` added (a superset of
-    what was committed since then: a compaction re-adds older rows, which costs memory, not
-    correctness)."""
+@dataclass
+class TableCut:
+    """One home table as this region reads it: a metadata file and a snapshot in it, and where its
+    files are (the home's bucket, or this region's replica of it)."""
+    home: str
+    metadata_location: str
+    snapshot_id: int | None  # None: the metadata file's current snapshot
+    s3: object
+    src_bucket: str = ""
+    dst_bucket: str = ""
+
+    def local(self, location: str) -> str:
+        u = urlparse(location)
+        if self.src_bucket and u.netloc == self.src_bucket:
+            return location.replace(f"{u.scheme}://{self.src_bucket}/", f"{u.scheme}://{self.dst_bucket}/", 1)
+        return location
+
+    def read(self, location: str) -> bytes:
+        return read_object(self.s3, self.local(location))
+
+
+def table_cuts(settings: Settings, region: str, scope: str) -> list[TableCut]:
+    """The home tables a seed reads: this region's (scope "home"), or every home's ("lake")."""
+    cuts = []
+    own = metadata_location(settings, region)
+    if own is not None:
+        cuts.append(TableCut(region, own, None, aws.client("s3", region, settings.aws)))
+    if scope != "lake":
+        return cuts
+    from connectors.read_pointer import POINTER_TABLE, replica_bucket
+    ddb = aws.client("dynamodb", region, settings.aws)
+    s3 = aws.client("s3", region, settings.aws)
+    for home in settings.job.remote_regions:
+        ident = f"{settings.lake.namespace}.{settings.lake.table_name(home)}"
+        item = ddb.get_item(TableName=POINTER_TABLE, Key={"table": {"S": ident}}, ConsistentRead=True).get("Item")
+        if item is None:
+            log.warning("dedup seed: no read pointer for %s's table in %s yet: its commits are not in the seed",
+                        home, region)
+            continue
+        cuts.append(TableCut(home, item["metadata_location"]["S"], int(item["snapshot_id"]["N"]), s3,
+                             settings.lake.bucket(home), replica_bucket(settings, home, region)))
+    return cuts
+
+
+def _upper_long(entry_file: dict, field_id: int) -> int | None:
+    for kv in entry_file.get("upper_bounds") or ():
+        if kv.get("key") == field_id and kv.get("value") is not None and len(kv["value"]) == 8:
+            return int.from_bytes(kv["value"], "little", signed=True)
+    return None
+
+
+def data_files(cut: TableCut, since_ms: int) -> list[tuple[str, int]]:
+    """(path, rows) of the snapshot's live data files that may hold rows routed since `since_ms`
+    (a file without statistics for routed_at counts)."""
     import fastavro
+
+    meta = json.loads(cut.read(cut.metadata_location))
+    sid = cut.snapshot_id if cut.snapshot_id is not None else meta.get("current-snapshot-id")
+    snap = next((s for s in meta.get("snapshots", []) if s["snapshot-id"] == sid), None)
+    if snap is None:
+        return []
+    manifests = [m["manifest_path"] for m in fastavro.reader(io.BytesIO(cut.read(snap["manifest-list"])))
+                 if m.get("content", DATA) == DATA]
+
+    def live(path: str) -> list[tuple[str, int]]:
+        out = []
+        for e in fastavro.reader(io.BytesIO(cut.read(path))):
+            f = e["data_file"]
+            upper = _upper_long(f, ROUTED_AT_FIELD)
+            if e["status"] != DELETED and (upper is None or upper >= since_ms):
+                out.append((f["file_path"], f["record_count"]))
+        return out
+    with ThreadPoolExecutor(8) as pool:  # a manifest per commit: hundreds of small reads
+        return [f for files in pool.map(live, manifests) for f in files]
+
+
+def _event_ids(cut: TableCut, files: list[tuple[str, int]], workers: int = 8) -> Iterator[list[str]]:
+    """Each file's event_ids, read a few at a time (reads wait on S3; hashing is the caller's)."""
     import pyarrow.parquet as pq
 
-    loc = metadata_location(settings, region)
-    if loc is None:
-        return set()
-    s3 = aws.client("s3", region, settings.aws)
-    meta = json.loads(read_object(s3, loc))
-    current = meta.get("current-snapshot-id")
-    snaps = {s["snapshot-id"]: s for s in meta.get("snapshots", [])}
-    if current in (None, -1) or current not in snaps:
-        return set()
-    recent = {sid for sid, s in snaps.items() if s["timestamp-ms"] >= since_ms}
-    files = []
-    for m in fastavro.reader(io.BytesIO(read_object(s3, snaps[current]["manifest-list"]))):
-        if m.get("content", DATA) != DATA:
-            continue
-        for e in fastavro.reader(io.BytesIO(read_object(s3, m["manifest_path"]))):
-            sid = e.get("snapshot_id") or m.get("added_snapshot_id")
-            if e["status"] != DELETED and sid in recent:
-                files.append(e["data_file"]["file_path"])
-    ids: set[str] = set()
-    for f in files:
-        ids.update(pq.read_table(io.BytesIO(read_object(s3, f)), columns=["event_id"])["event_id"].to_pylist())
-    log.info("dedup seed: %d event_ids from %d data files of %s's table", len(ids), len(files), region)
-    return ids
+    def read(path: str) -> list[str]:
+        return pq.read_table(io.BytesIO(cut.read(path)), columns=["event_id"])["event_id"].to_pylist()
+    paths = [p for p, _ in files]
+    with ThreadPoolExecutor(workers) as pool:
+        for i in range(0, len(paths), 2 * workers):  # a few files in memory at a time, not all
+            yield from pool.map(read, paths[i:i + 2 * workers])
+
+
+@dataclass
+class SeedStats:
+    ids: int
+    files: int
+    rows: int
+    seconds: float
+    disk_bytes: int
+    tables: dict[str, int]  # home -> rows read
+
+
+def committed_ids(settings: Settings, region: str, since_ms: int, scope: str = "lake",
+                  directory: str | None = None, progress: Callable[[str], None] | None = None
+                  ) -> tuple[disk_id_set.DiskIdSet, SeedStats]:
+    """Every event_id the home tables in `scope` hold in rows routed since `since_ms`."""
+    t0 = time.monotonic()
+    cuts = table_cuts(settings, region, scope)
+    planned = [(c, data_files(c, since_ms)) for c in cuts]
+    total = sum(n for _, files in planned for _, n in files)
+    builder = disk_id_set.DiskIdSetBuilder(total, directory)
+    per_table: dict[str, int] = {}
+    try:
+        for cut, files in planned:
+            before = builder.added
+            for i, ids in enumerate(_event_ids(cut, files)):
+                builder.add_all(ids)
+                if progress and i and i % 100 == 0:
+                    progress(f"dedup seed: {builder.added:,} of about {total:,} event_ids")
+            per_table[cut.home] = builder.added - before
+        ids = builder.finish()
+    except BaseException:
+        builder.discard()
+        raise
+    stats = SeedStats(len(ids), sum(len(f) for _, f in planned), builder.added, time.monotonic() - t0,
+                      ids.disk_bytes(), per_table)
+    return ids, stats
+
+
+def replay_window_ms(settings: Settings, region: str) -> int:
+    """How far back a start without state re-reads: the longest retention of the streams it reads
+    (asked of Kinesis, so it cannot drift from the stack), at least the dedup TTL."""
+    kin = aws.client("kinesis", region, settings.aws)
+    hours = settings.job.dedup_ttl_hours
+    for stream in (settings.streams.ingest, settings.streams.forward):
+        desc = kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+        hours = max(hours, int(desc.get("RetentionPeriodHours", 24)))
+    return hours * 3_600_000 + MARGIN_MS
+
+
+def dead_lettered_sources(settings: Settings, region: str,
+                          directory: str | None = None) -> disk_id_set.DiskIdSet:
+    """The `source` of every record in this region's dead-letter stream (a replay re-reads a bad
+    record from the same position, and must not dead-letter it again)."""
+    from connectors.stream_reader import iter_stream
+
+    def sources() -> Iterator[str]:
+        for r in iter_stream(settings, region, settings.streams.dead_letter):
+            try:
+                src = json.loads(r["data"]).get("source")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(src, str) and src:
+                yield src
+    return disk_id_set.build(sources(), directory=directory)

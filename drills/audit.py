@@ -5,6 +5,8 @@ has its commit time. A key's rows from one origin region are in order when, sort
 (routing epoch, routed_at) — the order of the home tables' commits, table after table as the key
 moves — their producer sequence numbers rise. A row below the sequence already seen is *late*:
 *reported* when the lake marks it (`unordered`), *unreported* otherwise (a broken guarantee).
+A producer's retry that entered through another region is checked in its entry lane instead
+(`lane_check`, which also proves every mark justified).
 DuckDB's own Iceberg reader recounts each table, as a second, independent reader.
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ from conf.settings import Settings
 from connectors import lake
 
 COLUMNS = ("event_id", "key", "origin", "hops", "epoch", "home_region", "payload", "routed_at", "held_ms",
-           "unordered", "source")
+           "unordered", "source", "entry", "entered_at")
 
 
 @dataclass
@@ -39,6 +41,9 @@ class Row:
     commit_ms: int
     commit_seq: int
     source: str = ""  # stream/shard/sequence the home read it from
+    entry: str = ""  # region/shard/sequence where it entered the system (udfs/lanes.py)
+    entered_at: int | None = None
+    file_pos: int = 0  # its place in the data file: the writer's order within one commit
 
     @property
     def shard(self) -> str:
@@ -82,13 +87,14 @@ def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list
     with ThreadPoolExecutor(8) as pool:
         for sid, rows in pool.map(read, files):
             added = snaps[sid]
-            for r in rows:
+            for i, r in enumerate(rows):
                 p = json.loads(r["payload"]) if r["payload"] else {}
                 if run_id is not None and p.get("drill") != run_id:
                     continue
                 out.append(Row(r["event_id"], r["key"], r["origin"], int(p.get("seq", 0)), r["epoch"],
                                r["routed_at"] or 0, r["held_ms"] or 0, r["unordered"], r["home_region"],
-                               r["hops"], added.timestamp_ms, added.sequence_number, r["source"] or ""))
+                               r["hops"], added.timestamp_ms, added.sequence_number, r["source"] or "",
+                               r["entry"] or "", r["entered_at"], i))
     return out
 
 
@@ -160,7 +166,10 @@ def audit_rows(rows: list[Row], produced: list) -> Audit:
     by: dict[tuple[str, str], list[Row]] = defaultdict(list)
     first = first_commits(rows)
     for r in first.values():
-        by[(r.key, r.origin)].append(r)
+        # A retry's copy that entered through another region's lane: its order is that lane's
+        # (lane_check), not its origin's producer counter.
+        if not r.entry or r.entry.split("/", 1)[0] == r.origin:
+            by[(r.key, r.origin)].append(r)
     for (key, origin), rs in by.items():
         rs.sort(key=lambda r: (r.epoch, r.routed_at))
         high = 0
@@ -175,6 +184,50 @@ def audit_rows(rows: list[Row], produced: list) -> Audit:
             high = max(high, r.seq)
     stranded = sum(1 for r in first.values() if (r.unordered or "").startswith("stranded"))
     return Audit(len(want), len(want) - len(lost), lost, dup, late, reported, unreported, stranded, rows, unexpected)
+
+
+@dataclass
+class LaneCheck:
+    """What the lake's order marks say against what the rows show, per key and entry lane."""
+    inversions: int  # rows committed after a row of their lane that entered later
+    unmarked: list[Row]  # of those, not marked: order broken silently
+    unjustified: list[Row]  # marked, though no row of the key that entered later was committed first
+    marked: int
+    no_entry: int  # rows without an entry (written by a job older than entry lanes)
+
+
+def lane_check(rows: list[Row], skew_ms: int = 100) -> LaneCheck:
+    """Every mark justified and every inversion marked, by the rule of udfs/lanes.py: a key's rows
+    in commit order (home tables one after another by routing epoch, each in commit order, the
+    writer's order within a commit); in its lane a row is late when a higher position was committed
+    before it; a `stranded`/`handoff-timeout` mark is also justified by a row of another lane that
+    entered later (by entry time, within `skew_ms` counted as later)."""
+    from udfs.lanes import Entry, after
+    by_key: dict[str, list[Row]] = defaultdict(list)
+    for r in first_commits(rows).values():
+        by_key[r.key].append(r)
+    inversions, unmarked, unjustified, marked, no_entry = 0, [], [], 0, 0
+    for rs in by_key.values():
+        rs.sort(key=lambda r: (r.epoch, r.home, r.commit_seq, r.file_pos))
+        before: list[tuple[Entry, Row]] = []
+        for r in rs:
+            e = Entry.parse(r.entry, r.entered_at)
+            marked += bool(r.unordered)
+            if e is None:
+                no_entry += 1
+                continue
+            late = any(b.region == e.region and after(b.shard, b.seq, e.shard, e.seq) for b, _ in before)
+            inversions += late
+            if late and not r.unordered:
+                unmarked.append(r)
+            if r.unordered and not late:
+                overtaken = r.unordered.split(":")[0] in ("stranded", "handoff-timeout") and any(
+                    b.region != e.region and (b.at is None or e.at is None or b.at > e.at - skew_ms)
+                    for b, _ in before)
+                if not overtaken:
+                    unjustified.append(r)
+            before.append((e, r))
+    return LaneCheck(inversions, unmarked, unjustified, marked, no_entry)
 
 
 def percentile(values: list[float], p: float) -> float | None:

@@ -72,13 +72,15 @@ class MiniclusterBackend:
         self.launch(region, restore, parallelism)
         self.wait_started(region)
 
-    def launch(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None:
+    def launch(self, region: str, restore: str = "latest", parallelism: int | None = None,
+               properties: Path | None = None) -> None:
         self.starts += 1
         self.killed.discard(region)
         args = ["--rest-port", str(self.ports[region]), "--restore", restore]
         if parallelism:
             args += ["--parallelism", str(parallelism)]
-        p = start_job(region, self.sb.properties, self.log_dir / f"{region}-{self.starts}", extra_args=args)
+        p = start_job(region, properties or self.sb.properties, self.log_dir / f"{region}-{self.starts}",
+                      extra_args=args)
         self.procs[region] = p
         self.sb.jobs.append(p)
 

@@ -46,10 +46,15 @@ class DrillOptions:
     ddb_lag: float = 1.0
     s3_lag: float = 2.0
     keep: bool = False
+    dedup_seed: str = "lake"  # | home (the replay drill's control: moved keys' events commit twice)
+    retry_share: float = 0.0  # events sent again, unchanged, into the other region's ingest stream
     extra: dict = field(default_factory=dict)
 
 
-def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
+def run(opts: DrillOptions, say: Callable[[str], None] = print,
+        after: Callable[[Sandbox, object, scenarios.Drill], dict] | None = None) -> dict:
+    """`after`, if given, runs once the report is written, on the drill's live sandbox and jobs
+    (a control phase that must not be in the audit); what it returns is the report's "after"."""
     if opts.scenario not in scenarios.SCENARIOS:
         raise ValueError(f"unknown scenario {opts.scenario!r}; one of {', '.join(scenarios.SCENARIOS)}")
     out = opts.out
@@ -62,7 +67,8 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
                  kinesis="kinesis-mock" if opts.scenario == "reshard" else "moto",
                  # The audit dates every row by the append that committed it: no snapshot may expire.
                  lake={"expire.older.than.ms": "0"},
-                 **{"handoff": opts.handoff, "table.wait.ms": "20000", "handoff.timeout.ms": "20000"}).up()
+                 **{"handoff": opts.handoff, "table.wait.ms": "20000", "handoff.timeout.ms": "20000",
+                    "dedup.seed": opts.dedup_seed}).up()
     backend = None
     traffic = None
     stop_acks = threading.Event()
@@ -79,7 +85,8 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
             backend.wait_started(r)
         await_canaries(sb.settings, sb.table, list(opts.regions), [], 240)
         keys = drill_keys(opts.keys)
-        traffic = Traffic(sb.settings, list(opts.regions), keys, opts.rate, run_id).start()
+        traffic = Traffic(sb.settings, list(opts.regions), keys, opts.rate, run_id,
+                          retry_share=opts.retry_share).start()
         d = scenarios.Drill(opts.scenario, sb, backend, list(opts.regions), traffic, run_id, say)
         d.watch_acks(stop_acks)
         say(f"[3/6] traffic: {opts.rate:.0f} events/s per region over {len(keys)} keys; warming up")
@@ -92,6 +99,8 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
             figures = scenarios.region_loss(d, **opts.extra)
         elif opts.scenario == "reshard":
             figures = scenarios.reshard(d, **opts.extra)
+        elif opts.scenario == "replay":
+            figures = scenarios.replay(d, flips=opts.flips, **opts.extra)
         else:
             figures = scenarios.upgrade(d, **opts.extra)
         traffic.stop()
@@ -114,6 +123,8 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print) -> dict:
         for line in report_mod.verdict_lines(report):
             say(line)
         say(f"report: {h}\n        {j}")
+        if after is not None:
+            report["after"] = after(sb, backend, d)
         return report
     finally:
         stop_acks.set()
@@ -130,6 +141,8 @@ def build_report(opts: DrillOptions, sb: Sandbox, d: scenarios.Drill, figures: d
     regions = list(opts.regions)
     produced = d.traffic.accepted()
     a = audit_mod.audit(sb.settings, regions, produced, run_id)
+    lanes = audit_mod.lane_check(a.rows, sb.settings.job.order_skew_ms)
+    strict = audit_mod.lane_check(a.rows, 0)  # marks justified only within the clocks' skew
     duck = audit_mod.duckdb_counts(sb.settings, regions)
     py_counts = {r: lake.read_rows(sb.settings, r, ("event_id",)).num_rows for r in regions}  # pyiceberg scan
     ended = int(time.time() * 1000)
@@ -152,9 +165,14 @@ def build_report(opts: DrillOptions, sb: Sandbox, d: scenarios.Drill, figures: d
         "dead_lettered": audit_mod.dead_letters(sb.settings, regions, run_id),
         "audit": {**a.summary(), "unreported_sample": a.unreported[:20], "lost_sample": a.lost[:20],
                   "duplicated_sample": list(a.duplicated.items())[:20]},
+        # The same rows by entry lane (udfs/lanes.py): marks that no later entry justifies.
+        "lanes": {"inversions": lanes.inversions, "unmarked": len(lanes.unmarked), "marked": lanes.marked,
+                  "unjustified": len(lanes.unjustified), "no_entry": lanes.no_entry,
+                  "justified_only_within_skew": len(strict.unjustified) - len(lanes.unjustified),
+                  "unjustified_sample": [(r.key, r.entry, r.unordered) for r in lanes.unjustified[:20]]},
         "independent_reader": {r: {"duckdb_rows": duck[r][0], "duckdb_distinct": duck[r][1],
                                    "pyiceberg_rows": py_counts[r]} for r in regions},
-        "traffic_refused": d.traffic.refused,
+        "traffic_refused": d.traffic.refused, "traffic_retried": d.traffic.retried,
         "timeline": d.timeline, "acks": d.acks, "commits": commits, "scenario_figures": figures,
     }
     rep.update(_scenario_figures(opts.scenario, figures, a, d))
@@ -176,7 +194,18 @@ def _marked_by_key(a: audit_mod.Audit) -> dict[str, dict[str, int]]:
 def _scenario_figures(scenario: str, f: dict, a: audit_mod.Audit, d: scenarios.Drill) -> dict:
     out: dict = {}
     rows = list(audit_mod.first_commits(a.rows).values())
-    if scenario == "move-keys":
+    if scenario == "replay":
+        # The planned moves (flips, drain, back) before the region was set DOWN: nothing reordered.
+        # By routing time, not epoch: a record a DOWN region forwards may be homed under the epoch
+        # before (one epoch ahead, and home under both tables).
+        planned = [r for r in a.rows if r.routed_at < f["t_down_ms"]]
+        au = audit_mod.audit_rows(planned, [])
+        out["planned_phase"] = {"rows": len(planned), "inversions": au.late,
+                                "marked": sum(1 for r in planned if r.unordered)}
+        # Pauses and holds of the flips alone: draining moves every key of the region.
+        rows = [r for r in rows if r.routed_at < f["changes"][0]["t_ms"]]
+        out["bad_dead_letters"] = len(scenarios.bad_dead_letters(d))
+    if scenario in ("move-keys", "replay"):
         moving = set(f["moving_keys"])
         bounds = [x["t_ms"] for x in f["flips"]] + [10**15]
         worst: dict[tuple[str, int], int] = {}
@@ -234,7 +263,8 @@ def _verdict(opts: DrillOptions, rep: dict) -> list[dict]:
     check("events committed", au["committed"], au["produced"], au["committed"] == au["produced"])
     check("events lost", au["lost"], 0, au["lost"] == 0)
     check("drill events dead-lettered", len(rep["dead_lettered"]), 0, not rep["dead_lettered"])
-    check("events duplicated", au["duplicated"], 0, au["duplicated"] == 0)
+    if opts.dedup_seed != "home":
+        check("events duplicated", au["duplicated"], 0, au["duplicated"] == 0)
     check("rows no producer sent", au["unexpected_rows"], 0, au["unexpected_rows"] == 0)
     for r, c in rep["independent_reader"].items():
         check(f"DuckDB agrees ({r})", f"{c['duckdb_rows']}/{c['duckdb_distinct']}", c["pyiceberg_rows"],
@@ -243,7 +273,24 @@ def _verdict(opts: DrillOptions, rep: dict) -> list[dict]:
         # The control: without the protocol, moves reorder keys (the check is able to fail).
         check("per-key inversions (control)", au["inversions"], "> 0", au["inversions"] > 0)
         return v
+    if opts.scenario == "replay":
+        f, pp = rep["scenario_figures"], rep["planned_phase"]
+        check("bad records dead-lettered once", rep["bad_dead_letters"], f["bad_records"],
+              rep["bad_dead_letters"] == f["bad_records"])
+        check("planned moves: per-key inversions", pp["inversions"], 0, pp["inversions"] == 0)
+        check("planned moves: rows marked", pp["marked"], 0, pp["marked"] == 0)
+        check("planned moves: flips (each way)", len(f["flips"]) // 2, opts.flips,
+              len(f["flips"]) >= 2 * opts.flips)
+        check("keys that did not move: longest hold ms", rep["non_moving_max_held_ms"], "< 1000",
+              rep["non_moving_max_held_ms"] < 1000)
+    if opts.dedup_seed == "home":
+        # The replay's control: a seed of the own table only commits moved keys' events again.
+        check("events duplicated (control)", au["duplicated"], "> 0", au["duplicated"] > 0)
+        return v
     check("per-key inversions unreported", au["inversions_unreported"], 0, au["inversions_unreported"] == 0)
+    ln = rep["lanes"]
+    check("entry-lane inversions unmarked", ln["unmarked"], 0, ln["unmarked"] == 0)
+    check("rows marked with no later entry committed first", ln["unjustified"], 0, ln["unjustified"] == 0)
     if opts.scenario in ("move-keys", "upgrade"):
         check("per-key inversions", au["inversions"], 0, au["inversions"] == 0)
         check("rows marked late", au["stranded"], 0, au["stranded"] == 0)

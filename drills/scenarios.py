@@ -13,6 +13,13 @@ driver (drills/run.py) audits the lake and writes the report.
 * reshard: on kinesis-mock (the sandbox's Kinesis that reshards), the first open shard of every
   region's ingest and forward streams is split in two, then the two children are merged back
   into one, while both jobs read and write those streams.
+* replay: first the planned moves of move-keys (`flips` each way); then A is drained, made
+  ACTIVE, DOWN (its job running) and ACTIVE again, so A's keys are committed in both home tables
+  in turn; bad records go into A's ingest stream; then A's job is killed and started without any
+  state (a lost checkpoint, a new application): it reads its streams again from the start and
+  must commit nothing any home committed, and dead-letter nothing twice
+  (connectors/lake_seed.py). The planned moves' verdict (nothing reordered, nothing marked)
+  applies to the rows routed before A was set DOWN.
 """
 from __future__ import annotations
 
@@ -28,7 +35,9 @@ from sandbox import services
 from sandbox.jobrunner import wait_until
 from sandbox.local_cluster import Sandbox
 
-SCENARIOS = ("move-keys", "region-loss", "upgrade", "reshard")
+SCENARIOS = ("move-keys", "region-loss", "upgrade", "reshard", "replay")
+# Bad input for the replay drill: each must be dead-lettered exactly once across the restart.
+BAD_RECORDS = (b"{not json", b'{"event_id": "bad-no-key", "ts": 1}', b'{"key": "k", "ts": 1}')
 
 
 @dataclass
@@ -213,3 +222,47 @@ def reshard(d: Drill, dwell_s: float = 8.0) -> dict:
             d.say(f"  {region} {stream}: merged {a} and {b} into {', '.join(child)}")
     d.dwell(dwell_s)
     return {"reshards": ops}
+
+
+def replay(d: Drill, flips: int = 3, moving: int = 8, dwell_s: float = 1.5) -> dict:
+    from cli.produce import put
+    a, _ = d.regions
+    s = d.sb.settings
+    figures = move_keys(d, flips=flips, moving=moving, dwell_s=dwell_s) if flips else {"moving_keys": [], "flips": []}
+    changes = []
+    for state in ("DRAINING", "ACTIVE", "DOWN", "ACTIVE"):
+        d.say(f"  {a} {state}")
+        t = time.time()
+        epoch = d.write({a: state}, {}, write_region=a)
+        changes.append({"state": state, "epoch": epoch, "t_ms": int(t * 1000),
+                        "moved_after_s": round(d.wait_moved(epoch), 2)})
+        d.dwell(dwell_s)
+    bad = [(f"bad-{d.run_id}-{i}", b) for i, b in enumerate(BAD_RECORDS)]
+    put(s, a, bad)
+    wait_until(lambda: len(bad_dead_letters(d)) >= len(bad), 60, 1.0, what="the bad records dead-lettered")
+    d.say(f"  {a}: job killed, started without state (it reads its streams again from the start)")
+    d.mark("failure", region=a)
+    d.backend.kill(a)
+    d.backend.start(a, restore="none")
+    d.mark("restarted-without-state", region=a)
+    d.dwell(dwell_s)
+    return {**figures, "region": a, "changes": changes, "bad_records": len(bad),
+            "t_down_ms": next(c["t_ms"] for c in changes if c["state"] == "DOWN")}
+
+
+def bad_dead_letters(d: Drill) -> list[str]:
+    """Sources of the replay drill's bad records in the first region's dead-letter stream, one per
+    dead letter (a record dead-lettered twice appears twice)."""
+    import json
+
+    from connectors.stream_reader import read_stream
+    from udfs.dead_letter import original_bytes
+    out = []
+    for rec in read_stream(d.sb.settings, d.regions[0], d.sb.settings.streams.dead_letter):
+        text = rec["data"].decode() if isinstance(rec["data"], bytes) else rec["data"]
+        try:
+            if original_bytes(text) in BAD_RECORDS:
+                out.append(json.loads(text).get("source", ""))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out

@@ -4,6 +4,11 @@ event numbered per (key, region it entered), so the lake can be checked for per-
 A region's producers can be moved to another region (what clients do when their region is lost)
 and back. Each target region has exactly one writer thread, so a (key, region) sequence number
 is also the order of the records in that region's ingest shard.
+
+With `retry_share`, that share of events is sent a second time, unchanged (the same event_id and
+`origin`), into another region's ingest stream right after: a producer retrying elsewhere. Such a
+copy enters through that region's lane (udfs/lanes.py); whichever copy reaches the key's home first
+is committed, once.
 """
 from __future__ import annotations
 
@@ -41,8 +46,10 @@ class Traffic:
     rate: float  # events per second per producing region
     run_id: str
     batch_ms: int = 100
+    retry_share: float = 0.0
     events: list[Event] = field(default_factory=list)
     refused: int = 0  # events a region refused (its gate was down): never entered the system
+    retried: int = 0  # copies sent into another region
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -50,6 +57,8 @@ class Traffic:
         self._writers = {r: _Writer(r, {r}) for r in self.regions}
         self._seq: dict[tuple[str, str], int] = {}
         self._n = 0
+        import random
+        self._rng = random.Random(self.run_id)
 
     def start(self) -> "Traffic":
         for w in self._writers.values():
@@ -122,3 +131,13 @@ class Traffic:
             for eid, key, seq in numbered:
                 self._seq[(key, w.region)] = seq
                 self.events.append(Event(eid, key, w.region, seq, at))
+        if self.retry_share:
+            copies = [r for r in records if self._rng.random() < self.retry_share]
+            others = [r for r in self.regions if r != w.region]
+            if copies and others:
+                try:
+                    put(self.settings, self._rng.choice(others), copies)
+                    with self._lock:
+                        self.retried += len(copies)
+                except Exception:  # noqa: BLE001 - that region is unreachable: the retry never happened
+                    pass

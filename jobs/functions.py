@@ -5,7 +5,6 @@ CloudWatch.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -234,15 +233,18 @@ def state_ttl(ms: int) -> StateTtlConfig:
 _NO_TABLE = TableHistory()
 
 
-class _Seen:
-    """udfs.handoff.Seen over keyed map state (event_id -> ms committed), plus the event_ids the
-    home table held when the job started (the seed for a start without state)."""
+def _held_row(h: Held) -> Row:
+    return Row(h.source, h.raw, h.arrived_ms, h.late, h.entry, h.entered_ms)
 
-    def __init__(self, state, seed: set[str]):
-        self.state, self.seed = state, seed
+
+class _Seen:
+    """udfs.handoff.Seen over keyed map state (event_id -> ms committed)."""
+
+    def __init__(self, state):
+        self.state = state
 
     def contains(self, event_id: str) -> bool:
-        return event_id in self.seed or self.state.contains(event_id)
+        return self.state.contains(event_id)
 
     def put(self, event_id: str, at_ms: int) -> None:
         self.state.put(event_id, at_ms)
@@ -270,9 +272,12 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         ttl = state_ttl(job.dedup_ttl_hours * 3_600_000)
         descs = {
             "seen": MapStateDescriptor("seen-event-ids-v2", Types.STRING(), Types.LONG()),
-            "order": MapStateDescriptor("origin-high-water", Types.STRING(), Types.STRING()),
+            # entry lane -> mark (udfs/lanes.py); "origin-high-water" before entry lanes is not read:
+            # it compared sequence numbers of different streams.
+            "order": MapStateDescriptor("lane-marks", Types.STRING(), Types.STRING()),
             "kstate": ValueStateDescriptor("handoff-state", Types.STRING()),
-            "held": ListStateDescriptor("held-records", rows.HELD),
+            "held": ListStateDescriptor("held-records-v2", rows.HELD),
+            "held_v1": ListStateDescriptor("held-records", rows.HELD_V1),
         }
         for d in descs.values():
             d.enable_time_to_live(ttl)
@@ -280,13 +285,11 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self.order = ctx.get_map_state(descs["order"])
         self.kstate = ctx.get_state(descs["kstate"])
         self.held = ctx.get_list_state(descs["held"])
+        self.held_v1 = ctx.get_list_state(descs["held_v1"])
         self.metrics = _Counters(ctx, "homeflow_")
         group = ctx.get_metrics_group().add_group(METRIC_GROUP)
         self._late_groups: dict[str, Any] = {}
         self._group = group
-        self.core = KeyRouter(self.region, job.regions, job.max_hops, job.max_record_bytes,
-                              ordered=job.handoff == "ordered", handoff_timeout_ms=job.handoff_timeout_ms,
-                              table_wait_ms=job.table_wait_ms, count=self._count, pause=self._pause)
         self._tables: TableHistory | None = None
         # After any start the table restored from a checkpoint may be old (a region returning
         # from a loss would route its backlog as if nothing had moved): route only with a table
@@ -308,31 +311,43 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         self.parallelism = ctx.get_number_of_parallel_subtasks()
         self._acked: tuple | None = None
         self._acks = None
-        self._seed: set[str] = set()
-        self._dl_seen: set[str] = set()
-        if job.dedup_seed == "lake":
-            self._load_seeds()
+        self.ingest = s.streams.ingest
+        from udfs import disk_id_set
+        self._committed = self._dl_seen = disk_id_set.empty()
+        if job.dedup_seed != "none":
+            self._load_seeds(job.dedup_seed)
+        self.core = KeyRouter(self.region, job.regions, job.max_hops, job.max_record_bytes,
+                              ordered=job.handoff == "ordered", handoff_timeout_ms=job.handoff_timeout_ms,
+                              table_wait_ms=job.table_wait_ms, count=self._count, pause=self._pause,
+                              committed=self._committed.__contains__ if len(self._committed) else None,
+                              skew_ms=job.order_skew_ms, lanes_by=job.order_lanes)
 
-    def _load_seeds(self) -> None:
+    def _load_seeds(self, scope: str) -> None:
         """What the lake and the dead-letter stream already hold, for a start without state: a
-        replay from the streams' start then commits no event_id and dead-letters no record twice.
-        On a restore it only repeats what keyed state knows. A failed read is logged, not fatal."""
-        from connectors.lake_seed import committed_event_ids
-        from connectors.stream_reader import read_stream
+        replay from the streams' start then commits no event_id and dead-letters no record twice,
+        whichever home committed it (connectors/lake_seed.py). On a restore it repeats what keyed
+        state knows. Routing starts once it is read. A failed read is logged and counted."""
+        from connectors import lake_seed
         t0 = time.monotonic()
-        since = _now_ms() - self.settings.job.dedup_ttl_hours * 3_600_000
         try:
-            self._seed = committed_event_ids(self.settings, self.region, since)
+            since = _now_ms() - lake_seed.replay_window_ms(self.settings, self.region)
+            ids, st = lake_seed.committed_ids(self.settings, self.region, since, scope, progress=log.info)
+            self._committed.close()
+            self._committed = ids
+            log.info("dedup seed: %d event_ids of %s (%d rows in %d files, %d KiB on disk) in %.1fs", st.ids,
+                     st.tables, st.rows, st.files, st.disk_bytes // 1024, st.seconds)
         except Exception as e:  # noqa: BLE001
+            self.metrics.inc("dedup_seed_errors")
             log.warning("dedup seed from the lake failed: %s", e)
         try:
-            for r in read_stream(self.settings, self.region, self.settings.streams.dead_letter):
-                self._dl_seen.add(json.loads(r["data"]).get("source", ""))
+            dl = lake_seed.dead_lettered_sources(self.settings, self.region)
+            self._dl_seen.close()
+            self._dl_seen = dl
         except Exception as e:  # noqa: BLE001
+            self.metrics.inc("dedup_seed_errors")
             log.warning("dead-letter seed failed: %s", e)
-        self._dl_seen.discard("")
         log.info("router %d seeded with %d event_ids and %d dead-lettered sources in %.1fs", self.subtask,
-                 len(self._seed), len(self._dl_seen), time.monotonic() - t0)
+                 len(self._committed), len(self._dl_seen), time.monotonic() - t0)
 
     # -- metrics hooks of the core
 
@@ -412,6 +427,9 @@ class RouterFunction(KeyedBroadcastProcessFunction):
     def close(self) -> None:
         if getattr(self, "_acks", None) is not None:
             self._acks.close()
+        for ids in (getattr(self, "_committed", None), getattr(self, "_dl_seen", None)):
+            if ids is not None:
+                ids.close()
 
     # -- records (keyed side)
 
@@ -422,8 +440,16 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             return hit[0]
         ks = KeyState.from_json(self.kstate.value())
         ks.order = dict(self.order.items())
-        held = self.held.get()
-        ks.held = [Held(bytes(r[1]), r[0], r[2], r[3]) for r in (held or [])]
+        held = list(self.held.get() or [])
+        if not held:
+            # Held before entry lanes (a snapshot of 2026-12-03 or older): moved to the new layout
+            # the first time the key is loaded; their entry is unknown, so their order is not vouched for.
+            old = list(self.held_v1.get() or [])
+            if old:
+                held = [Row(r[0], r[1], r[2], r[3], None, None) for r in old]
+                self.held_v1.clear()
+                self.held.update(held)
+        ks.held = [Held(bytes(r[1]), r[0], r[2], r[3], r[4], r[5]) for r in held]
         # [KeyState, stored core view, stored order, stored held list as (Held, late) pairs]
         self._cache[key] = [ks, self._core_view(ks), dict(ks.order), [(h, h.late) for h in ks.held]]
         if len(self._cache) > KEY_CACHE:
@@ -460,9 +486,9 @@ class RouterFunction(KeyedBroadcastProcessFunction):
                 # Only appended to (records queue behind a wait): add the new ones. Rewriting the
                 # whole list on every arrival made holding quadratic, one conversion per held row.
                 if len(held) > len(stored):
-                    self.held.add_all([Row(h.source, h.raw, h.arrived_ms, h.late) for h in held[len(stored):]])
+                    self.held.add_all([_held_row(h) for h in held[len(stored):]])
             else:
-                self.held.update([Row(h.source, h.raw, h.arrived_ms, h.late) for h in held])
+                self.held.update([_held_row(h) for h in held])
             entry[3] = [(h, h.late) for h in held]
             self._held_now += len(held) - held_before
 
@@ -476,8 +502,12 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         ks = self._load(key)
         before = len(ks.held)
         now = _now_ms()
-        item = Held(bytes(value[3]), rows.source_of(value), now)
-        outs = self.core.on_item(ks, _Seen(self.seen, self._seed), self._routing_tables(ctx, now), item, now)
+        if value[0].rsplit("/", 1)[-1] == self.ingest:  # it enters the system here (udfs/lanes.py)
+            item = Held(bytes(value[3]), rows.source_of(value), now, None, f"{self.region}/{value[1]}/{value[2]}",
+                        value[4])
+        else:
+            item = Held(bytes(value[3]), rows.source_of(value), now)
+        outs = self.core.on_item(ks, _Seen(self.seen), self._routing_tables(ctx, now), item, now)
         yield from self._after(key, ks, before, before > 0 or bool(ks.held), outs, ctx, now)
 
     def on_timer(self, timestamp: int, ctx):
@@ -487,7 +517,7 @@ class RouterFunction(KeyedBroadcastProcessFunction):
         ks = self._load(key)
         before = len(ks.held)
         now = _now_ms()
-        outs = self.core.pump(ks, _Seen(self.seen, self._seed), self._routing_tables(ctx, now), now)
+        outs = self.core.pump(ks, _Seen(self.seen), self._routing_tables(ctx, now), now)
         yield from self._after(key, ks, before, True, outs, ctx, now)
 
     def _after(self, key, ks: KeyState, held_before: int, held_changed: bool, outs, ctx, now: int):
@@ -514,7 +544,8 @@ class RouterFunction(KeyedBroadcastProcessFunction):
             if isinstance(o, Home):
                 if o.late:
                     self._late_metric(o.env.key)
-                yield rows.home_row(o.env, o.epoch, self.region, o.source, o.routed_at, o.held_ms, o.late)
+                yield rows.home_row(o.env, o.epoch, self.region, o.source, o.routed_at, o.held_ms, o.late,
+                                    o.entry, o.entered_ms)
             elif isinstance(o, Forward):
                 yield Row(o.region, o.env.key, o.env.to_json(), *rows.LAKE_NONE)
             elif isinstance(o, Dead):

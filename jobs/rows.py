@@ -6,14 +6,15 @@ from pyflink.common import Row, Types
 
 from connectors.kinesis import SOURCE_ROW
 
-SOURCE = SOURCE_ROW  # records as read: Row(stream, shard_id, seq, data) with the original bytes
+SOURCE = SOURCE_ROW  # records as read: Row(stream, shard_id, seq, data, arrived) with the original bytes
 # Home records, in the Iceberg table's column order (connectors/lake_schema.py); event_time is
 # epoch ms here and becomes a timestamp in dev.homeflow.flink.RowToRowData.
 LAKE = Types.ROW_NAMED(
     ["event_id", "key", "event_time", "ts", "origin", "hops", "epoch", "home_region", "payload", "source",
-     "routed_at", "held_ms", "unordered"],
+     "routed_at", "held_ms", "unordered", "entry", "entered_at"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING(), Types.INT(),
-     Types.LONG(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING()],
+     Types.LONG(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING(),
+     Types.STRING(), Types.LONG()],
 )
 # What the router emits: Row(dest, partition_key, data, *LAKE): dest "" = a home record (the LAKE
 # fields), else a Kinesis record for `dest` (a region's forward stream, or "dead-letter"); split in
@@ -22,9 +23,13 @@ ROUTED = Types.ROW_NAMED(["dest", "partition_key", "data", *LAKE.get_field_names
                          [Types.STRING(), Types.STRING(), Types.STRING(), *LAKE.get_field_types()])
 LAKE_NONE = (None,) * len(LAKE.get_field_names())
 DEAD_LETTER_DEST = "dead-letter"
-# A record held at the router (udfs.handoff.Held), in keyed list state.
-HELD = Types.ROW_NAMED(["source", "data", "arrived", "late"],
-                       [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.STRING()])
+# A record held at the router (udfs.handoff.Held), in keyed list state. HELD_V1 is the layout
+# before entry lanes (2026-12-04), still read once per key from older snapshots.
+HELD = Types.ROW_NAMED(["source", "data", "arrived", "late", "entry", "entered"],
+                       [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.STRING(),
+                        Types.STRING(), Types.LONG()])
+HELD_V1 = Types.ROW_NAMED(["source", "data", "arrived", "late"],
+                          [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.STRING()])
 # To a Kinesis sink: (partition key, JSON data).
 KINESIS_OUT = Types.ROW_NAMED(["partition_key", "data"], [Types.STRING(), Types.STRING()])
 
@@ -34,10 +39,11 @@ def source_of(record) -> str:
     return f"{record[0].rsplit('/', 1)[-1]}/{record[1]}/{record[2]}"
 
 
-def home_row(env, epoch: int, region: str, source: str, routed_at: int, held_ms: int, late: str | None) -> Row:
+def home_row(env, epoch: int, region: str, source: str, routed_at: int, held_ms: int, late: str | None,
+             entry: str | None = None, entered_ms: int | None = None) -> Row:
     """A ROUTED row for the home table (dest ""). `epoch` is the routing epoch under which `region`
     accepted the record as home; it orders a key's rows across home tables and decides between
-    two copies (udfs/resolve.py)."""
+    two copies (udfs/resolve.py). `entry` is where it entered the system (udfs/lanes.py)."""
     payload = None if env.payload is None else json.dumps(env.payload, separators=(",", ":"))
     return Row("", None, None, env.event_id, env.key, env.ts, env.ts, env.origin, env.hops, epoch, region,
-               payload, source, routed_at, held_ms, late)
+               payload, source, routed_at, held_ms, late, entry, entered_ms)

@@ -33,6 +33,16 @@ def write_properties(path: Path, port: int, checkpoint_dir: Path | None = None, 
     return path
 
 
+def with_job_overrides(properties: Path, path: Path, **job_overrides: str) -> Path:
+    """A copy of `properties` at `path` with keys of homeflow.job changed (a control's settings)."""
+    doc = json.loads(properties.read_text())
+    for g in doc:
+        if g["PropertyGroupId"] == "homeflow.job":
+            g["PropertyMap"].update(job_overrides)
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
 def _with_key(properties: Path, path: Path, key: str) -> Path:
     doc = json.loads(properties.read_text())
     for g in doc:

@@ -14,9 +14,11 @@ write them and omitted from the JSON when empty:
 * `marker`: a control record, never committed: it travels behind everything a sender routed for a
   key through the old home; `seen` carries the old home's recent event_ids of the key (dedup
   hand-over);
-* `oseq`: the Kinesis sequence number the record had in its origin's ingest stream, with
-  ":subsequence" if it came in a KPL aggregate (set by the first router), so a home can tell whether it commits a key's records in their origin order;
-* `order`: on a marker answered by an old home, the highest `oseq` per origin it committed;
+* `entry`, `entered`: where and when the record entered the system, set by the router that read
+  it from its region's ingest stream (`region/shard/sequence[:sub]`, and Kinesis's arrival time in
+  ms), so a home can tell whether it commits a key's records in the order they entered
+  (udfs/lanes.py); not the producer's `origin`, which a producer may fill as it likes;
+* `order`: on a marker answered by an old home, its mark per entry lane (udfs/lanes.py);
 * `late`: why this record is known to be out of per-key order (stranded in a lost region, or
   behind a hand-off that timed out); it becomes the lake's `unordered` column.
 """
@@ -26,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from udfs.kpl import is_position
+from udfs.lanes import valid_entry, valid_mark
 
 # Kinesis caps a record's data at 1 MiB; we reject earlier so a forward never fails on size.
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024
@@ -64,7 +66,8 @@ class Envelope:
     marker: Marker | None = None
     seen: tuple[str, ...] | None = None
     late: str | None = None
-    oseq: str | None = None
+    entry: str | None = None
+    entered: int | None = None
     order: dict[str, str] | None = None
 
     def to_doc(self) -> dict[str, Any]:
@@ -80,8 +83,10 @@ class Envelope:
             doc["seen"] = list(self.seen)
         if self.late is not None:
             doc["late"] = self.late
-        if self.oseq is not None:
-            doc["oseq"] = self.oseq
+        if self.entry is not None:
+            doc["entry"] = self.entry
+        if self.entered is not None:
+            doc["entered"] = self.entered
         if self.order is not None:
             doc["order"] = self.order
         return doc
@@ -90,12 +95,15 @@ class Envelope:
         return json.dumps(self.to_doc(), separators=(",", ":"))
 
     def forwarded(self, epoch: int, via: str | None = None, after: tuple[str, str] | None = None,
-                  seen: tuple[str, ...] | None = None, late: str | None = None, oseq: str | None = None,
-                  order: dict[str, str] | None = None) -> "Envelope":
-        # `after`, `seen` and `order` belong to one hop only; `late` and `oseq` stick once set.
+                  seen: tuple[str, ...] | None = None, late: str | None = None, entry: str | None = None,
+                  entered: int | None = None, order: dict[str, str] | None = None) -> "Envelope":
+        # `after`, `seen` and `order` belong to one hop only; `late` sticks once set. `entry` is
+        # given by the router that read the record from its ingest stream, and kept after that.
         # (Spelled out rather than dataclasses.replace: this runs for every forwarded record.)
+        if entry is None:
+            entry, entered = self.entry, self.entered
         return Envelope(self.event_id, self.key, self.ts, self.origin, self.hops + 1, epoch, self.payload, via,
-                        after, self.marker, seen, self.late or late, self.oseq or oseq, order)
+                        after, self.marker, seen, self.late or late, entry, entered, order)
 
 
 def marker_envelope(key: str, marker: Marker, ts: int, epoch: int) -> Envelope:
@@ -154,23 +162,29 @@ def _routing_fields(obj: dict, known: frozenset[str]) -> dict[str, Any] | Reject
         if not isinstance(seen, list) or len(seen) > MAX_SEEN_IDS or not all(isinstance(s, str) for s in seen):
             return Rejection("wrong-type", f"field 'seen' must be a list of at most {MAX_SEEN_IDS} strings")
         out["seen"] = tuple(seen)
-    for name in ("late", "oseq"):
+    for name in ("late", "entry"):
         v = obj.get(name)
         if v is not None and not isinstance(v, str):
             return Rejection("wrong-type", f"field '{name}' must be a string")
         out[name] = v
-    if out["oseq"] is not None and not is_position(out["oseq"]):
-        return Rejection("wrong-type", "field 'oseq' must be a decimal sequence number")
+    if out["entry"] is not None and not valid_entry(out["entry"]):
+        return Rejection("wrong-type", "field 'entry' must be region/shard/sequence")
+    entered = obj.get("entered")
+    if entered is not None and (type(entered) is not int or entered < 0):
+        return Rejection("wrong-type", "field 'entered' must be a non-negative integer (ms)")
+    out["entered"] = entered
     order = obj.get("order")
     if order is not None:
-        if not isinstance(order, dict) or not all(k in known and isinstance(v, str) and is_position(v)
-                                                  for k, v in order.items()):
-            return Rejection("wrong-type", "field 'order' must map regions to sequence numbers")
-        out["order"] = dict(order)
+        if not isinstance(order, dict) or not all(k in known and isinstance(v, str) for k, v in order.items()):
+            return Rejection("wrong-type", "field 'order' must map regions to lane marks")
+        # A job older than entry lanes sent per-origin sequence numbers: no lane, nothing to keep.
+        out["order"] = {k: v for k, v in order.items() if valid_mark(v)}
     return out
 
 
-ROUTING_FIELDS = frozenset({"via", "after", "marker", "seen", "late", "oseq", "order"})
+# `oseq` (the per-origin sequence of jobs older than entry lanes) still takes the slow path so that
+# `order` and the rest are read; its value is not used: it named no shard.
+ROUTING_FIELDS = frozenset({"via", "after", "marker", "seen", "late", "entry", "entered", "oseq", "order"})
 
 
 def parse(

@@ -29,12 +29,24 @@ The protocol, for a key K whose home moves from P to H:
   one epoch): dead-lettered. Re-forwarding happens only under a newer epoch, so forwarding
   cannot loop; `max_hops` is a backstop.
 * **Lost regions.** When P is DOWN there is nobody to hand off from: H starts at once. Records P
-  routes after it returns (its backlog, and what was sent to it before it was lost) are marked
-  `stranded:P`: committed at their home and reported.
-* **Nothing reordered silently.** Every home keeps, per key and origin region, the highest origin
-  sequence number (`oseq`) it committed; a record below it is committed marked `reordered`.
+  routes after it returns (its backlog, and what was sent to it before it was lost) are suspects
+  `stranded:P`, committed at their home.
+* **Nothing reordered silently, nothing in order marked.** Every home keeps, per key and *entry
+  lane* (the ingest stream a record was first read from, udfs/lanes.py), the highest entry
+  position it committed and the latest entry time. A record that entered its lane before one
+  already committed is marked `reordered` (or with its suspect reason). A suspect (`stranded:P`,
+  `handoff-timeout:P`: the protocol could not vouch for its order) is marked only where the home
+  already committed a record of the key that entered later: in its lane by position, across lanes
+  by entry time (within `skew_ms`, or with a time unknown: marked). While an acquisition that timed
+  out has not been answered, the home lacks the old home's marks and marks every row
+  `handoff-timeout:P`: it cannot know.
+* **A replay commits nothing twice.** After a start without state, `committed` answers whether an
+  event_id is in any home table already (the seed, connectors/lake_seed.py); such a record is
+  dropped where it is read, before it is routed or holds anything.
 
-`ordered=False` turns markers and acquisition off (the control that shows why they exist).
+`ordered=False` turns markers and acquisition off (the control that shows why they exist);
+`lanes="origin"` keys marks by the producer's `origin` and marks every suspect (the behaviour
+before entry lanes, the control that shows their marks mean something).
 """
 from __future__ import annotations
 
@@ -42,8 +54,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Protocol
 
+from udfs import lanes
 from udfs.envelope import MAX_SEEN_IDS, Envelope, Marker, Rejection, marker_envelope, parse
-from udfs.kpl import position
+from udfs.lanes import Entry
 from udfs.routing_table import RoutingTable, TableHistory
 
 MARKER_MEMORY_MS = 3_600_000  # how long a marker that came before its flagged record is remembered
@@ -63,16 +76,16 @@ class Seen(Protocol):
 class Held:
     raw: bytes
     source: str  # stream/shard/sequence as read
-    arrived_ms: int
+    arrived_ms: int  # when the router got it (waits and held_ms are measured from here)
     late: str | None = None  # released by a hand-off that timed out: order not vouched for
+    # Read from this region's ingest stream: where it entered the system (udfs/lanes.py).
+    entry: str | None = None  # region/shard/sequence
+    entered_ms: int | None = None  # Kinesis's arrival time
     env: Envelope | Rejection | None = None  # parsed lazily, never stored
 
     def lane(self) -> str:
         """Records of one lane came through one FIFO path: own ingest ("") or one sender."""
         return (self.env.via or "") if isinstance(self.env, Envelope) else "?"
-
-    def seq(self) -> str:
-        return self.source.rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -95,7 +108,7 @@ class KeyState:
     awaiting: dict[str, Wait] = field(default_factory=dict)  # lane (sender) -> its marker
     markers: dict[str, int] = field(default_factory=dict)  # marker id -> ms it arrived (-1: given up)
     late_via: dict[str, str] = field(default_factory=dict)  # old home -> why its stragglers are late
-    order: dict[str, str] = field(default_factory=dict)  # origin -> highest oseq committed here
+    order: dict[str, str] = field(default_factory=dict)  # entry lane -> its mark here (udfs/lanes.py)
     held: list[Held] = field(default_factory=list)
 
     def busy(self) -> bool:
@@ -143,6 +156,8 @@ class Home:
     held_ms: int
     late: str | None
     source: str  # stream/shard/sequence it was read from here
+    entry: str | None = None  # region/shard/sequence where it entered the system
+    entered_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,16 +177,14 @@ class Dead:
 Out = Home | Forward | Dead
 
 
-def _after(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and position(a) > position(b)
-
-
 class KeyRouter:
     def __init__(self, region: str, regions: Iterable[str], max_hops: int,
                  max_record_bytes: int, ordered: bool = True, handoff_timeout_ms: int = 30_000,
                  table_wait_ms: int = 30_000,
                  count: Callable[[str, int], None] | None = None,
-                 pause: Callable[[int], None] | None = None):
+                 pause: Callable[[int], None] | None = None,
+                 committed: Callable[[str], bool] | None = None,
+                 skew_ms: int = 100, lanes_by: str = "entry"):
         self.region = region
         self.known = frozenset(regions)
         self.max_hops = max_hops
@@ -181,6 +194,11 @@ class KeyRouter:
         self.table_wait_ms = table_wait_ms
         self.count = count or (lambda name, n=1: None)
         self.pause = pause or (lambda ms: None)
+        self.committed = committed  # event_id -> in a home table before this start (the seed)
+        self.skew_ms = skew_ms
+        if lanes_by not in ("entry", "origin"):
+            raise ValueError(f"lanes_by must be 'entry' or 'origin', got {lanes_by!r}")
+        self.by_origin = lanes_by == "origin"
 
     # ------------------------------------------------------------------ entry points
 
@@ -244,6 +262,9 @@ class KeyRouter:
             self.count(f"dead_letter_{env.reason.replace('-', '_')}", 1)
             out.append(Dead(env.reason, env.detail, h.raw, h.source))
             return True
+        if env.marker is None and self.committed is not None and self.committed(env.event_id):
+            self.count("dedup_dropped", 1)  # a replayed record some home committed before this start
+            return True
         table = tables.current
         if table is None:  # nothing is routed before the first table
             return False
@@ -284,12 +305,21 @@ class KeyRouter:
             ks.awaiting[lane] = Wait(mid, via, env.epoch, now, now + self.handoff_timeout_ms)
         return False
 
-    def _late(self, ks: KeyState, env: Envelope, h: Held, table: RoutingTable) -> str | None:
+    def _entry(self, env: Envelope, h: Held) -> Entry | None:
+        """Where the record entered: here if this router read it from its ingest stream (a redrive
+        enters again), else as the router that did said."""
+        if h.entry is not None:
+            e = Entry.parse(h.entry, h.entered_ms)
+        else:
+            e = Entry.parse(env.entry, env.entered)
+        if e is not None and self.by_origin:  # the control: one sequence space per declared origin
+            return Entry(env.origin, "-", e.seq, e.at)
+        return e
+
+    def _suspect(self, ks: KeyState, env: Envelope, h: Held, table: RoutingTable) -> str | None:
+        """Why the protocol cannot vouch for this record's order, as far as this router knows."""
         if env.late or h.late:
             return env.late or h.late
-        oseq = env.oseq or (h.seq() if env.hops == 0 else None)
-        if oseq is not None and _after(ks.order.get(env.origin), oseq):
-            return "reordered"  # this region committed a later record of the same origin
         me = table.regions.get(self.region)
         if me is not None and me.state == "DOWN":
             return f"stranded:{self.region}"  # a lost region's backlog, routed after it returned
@@ -297,8 +327,17 @@ class KeyRouter:
             return f"stranded:{self.region}"  # sent here before this region was lost
         if env.via and env.via in ks.late_via:
             return ks.late_via[env.via]
+        return None
+
+    def _late(self, ks: KeyState, env: Envelope, h: Held, e: Entry | None, table: RoutingTable) -> str | None:
+        """At home: why this row may be out of its key's order (the lake's `unordered`), or None."""
+        suspect = self._suspect(ks, env, h, table)
+        if e is not None and lanes.behind(ks.order.get(e.region), e):
+            return suspect or "reordered"  # a later record of its own lane was committed first
         if ks.unverified is not None and ks.last_home == self.region:
-            return f"handoff-timeout:{ks.unverified.via}"  # the old home's event_ids and order not here yet
+            return f"handoff-timeout:{ks.unverified.via}"  # the old home's marks never came: cannot know
+        if suspect is not None and (self.by_origin or lanes.overtaken(ks.order, e, self.skew_ms)):
+            return suspect
         return None
 
     def _maybe_acquire(self, ks: KeyState, key: str, tables: TableHistory, now: int, out: list[Out]) -> None:
@@ -324,14 +363,15 @@ class KeyRouter:
             self.count("dedup_dropped", 1)
             return True
         seen.put(env.event_id, now)
-        late = self._late(ks, env, h, table)
-        oseq = env.oseq or (h.seq() if env.hops == 0 else None)
-        if oseq is not None and not _after(ks.order.get(env.origin), oseq):
-            ks.order[env.origin] = oseq
+        e = self._entry(env, h)
+        late = self._late(ks, env, h, e, table)
+        if e is not None:
+            ks.order[e.region] = lanes.advance(ks.order.get(e.region), e)
         self.count("records_home", 1)
         if late:
             self.count("records_late", 1)
-        out.append(Home(env, table.epoch, now, now - h.arrived_ms, late, h.source))
+        out.append(Home(env, table.epoch, now, now - h.arrived_ms, late, h.source,
+                        h.entry or env.entry, h.entered_ms if h.entry else env.entered))
         return True
 
     def _forward(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, home: str, now: int,
@@ -364,9 +404,9 @@ class KeyRouter:
             self.count("markers_sent", 1)
         ks.last_home = home
         self.count(f"records_forwarded_{home.replace('-', '_')}", 1)
-        late = self._late(ks, env, h, table)
+        late = self._suspect(ks, env, h, table)
         out.append(Forward(home, env.forwarded(table.epoch, via=self.region, after=after, late=late,
-                                               oseq=h.seq() if env.hops == 0 else None)))
+                                               entry=h.entry, entered=h.entered_ms)))
         return True
 
     def _marker(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
@@ -404,13 +444,14 @@ class KeyRouter:
         return True
 
     def _take_over(self, ks: KeyState, seen, env: Envelope, now: int) -> None:
-        """Merge what the old home answered: its recent event_ids and per-origin high-water marks."""
+        """Merge what the old home answered: its recent event_ids and its marks per entry lane."""
         for eid in env.seen or ():
             if not seen.contains(eid):
                 seen.put(eid, now)
-        for origin, oseq in (env.order or {}).items():
-            if not _after(ks.order.get(origin), oseq):
-                ks.order[origin] = oseq
+        for lane, mark in (env.order or {}).items():
+            merged = lanes.merge(ks.order.get(lane), mark)
+            if merged is not None:
+                ks.order[lane] = merged
 
     def _done(self, w: Wait, now: int) -> None:
         self.count("handoff_completed", 1)

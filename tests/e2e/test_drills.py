@@ -39,8 +39,9 @@ def _whole_sets(report: dict) -> dict:
     return au
 
 
+@pytest.mark.long  # 3 minutes; CI flips keys twice each way in the replay drill (test_start_without_state.py)
 def test_planned_moves_keep_per_key_order(tmp_path):
-    # 3 flips each way (the CLI's default is 5): every flip is a full hand-off, and CI time counts.
+    # 3 flips each way (the CLI's default is 5): every flip is a full hand-off.
     r = _drill(tmp_path, "move-keys", 4577, 18120, flips=3, warmup_s=4.0, extra={"dwell_s": 2.0})
     au = _whole_sets(r)
     flips = r["scenario_figures"]["flips"]

@@ -99,10 +99,14 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         evs = list(sent)
         ids = {e.event_id for e in evs}
         wait_until(lambda: ids <= sb.committed_ids("us-east-1"), 300, 2.0, [job], "all events committed")
-        # Sent as if forwarded from us-east-1 with the oldest possible origin position.
-        older = [Envelope(f"probe-older-{k}", k, int(time.time() * 1000), "us-east-1", hops=1, oseq="1")
+        # Sent through the forward stream as if another router had read it from the probe key's lane
+        # (the shard its first records entered) at the oldest possible position.
+        entries = dict(zip(*lake.read_rows(sb.settings, "us-east-1", ("event_id", "entry")).to_pydict().values()))
+        shard = entries["probe-0"].split("/")[1]
+        older = [Envelope(f"probe-older-{k}", k, int(time.time() * 1000), "us-east-1").forwarded(
+                 0, via="us-east-1", entry=f"us-east-1/{shard}/1", entered=0)
                  for k in ("order-probe", "order-probe-control")]
-        put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in older])
+        put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in older], sb.settings.streams.forward)
         wait_until(lambda: {e.event_id for e in older} <= sb.committed_ids("us-east-1"), 120, 1.0, [job],
                    "the order probe's older records")
         time.sleep(4)  # a few more checkpoints: late duplicates would be committed by now
@@ -120,7 +124,7 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
 
         flags = dict(zip(*lake.read_rows(sb.settings, "us-east-1", ("event_id", "unordered")).to_pydict().values()))
         assert flags["probe-older-order-probe"] == "reordered", \
-            f"the probe key's high-water mark did not survive the restores: {flags['probe-older-order-probe']!r}"
+            f"the probe key's lane mark did not survive the restores: {flags['probe-older-order-probe']!r}"
         assert flags["probe-older-order-probe-control"] is None, "control: a key without history is in order"
 
         table = lake.load_table(sb.settings, "us-east-1")

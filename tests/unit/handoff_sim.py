@@ -11,14 +11,18 @@ What it models, and why each part matters to ordering:
 * checkpoints: lake rows are committed at a region's checkpoint; a crash throws away everything
   since the last one (router state, read positions, sink buffers, uncommitted rows) and replays;
 * region loss: the region stops, its streams take no writes (producers move away, senders' sink
-  buffers for it stall) until it returns and restores its last checkpoint.
+  buffers for it stall) until it returns and restores its last checkpoint;
+* a start without state: a region loses its state and reads its streams again from the start,
+  with the seed (event_ids some home committed, connectors/lake_seed.py) read from the lake;
+* producer retries: a copy of an event, unchanged (same `origin`), written into another region's
+  ingest stream: it enters through that region's lane.
 """
 from __future__ import annotations
 
 import copy
 import random
 from collections import defaultdict, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from udfs.envelope import Envelope
 from udfs.handoff import Dead, Forward, Held, Home, KeyRouter, KeyState
@@ -58,24 +62,26 @@ class RegionState:
 class Row:
     event_id: str
     key: str
-    porigin: str  # producer's region (where the event first entered the system)
-    origin: str  # region whose ingest stream this copy entered
-    seq: int
+    lane: str  # entry lane: the region whose ingest stream this copy entered
+    pos: int  # its position there (the key's shard; a sequence number)
+    entered: int  # when it entered
     epoch: int
     routed_at: int
     late: str | None
     home: str
+    commit: int = 0  # order of commits (set when committed)
 
 
 class Sim:
     def __init__(self, seed: int, keys: int = 6, ordered: bool = True, regions=REGIONS[:2],
-                 timeout_ms: int = 10**9, dup_rate: float = 0.0, max_hops: int = 3):
+                 timeout_ms: int = 10**9, dup_rate: float = 0.0, max_hops: int = 3, lanes_by: str = "entry"):
         self.rng = random.Random(seed)
         self.regions = list(regions)
         self.ordered = ordered
         self.keys = [f"k{i}" for i in range(keys)]
         self.now = 1_000
         self.streams = {(r, s, sh): [] for r in self.regions for s in ("ingest", "forward") for sh in range(SHARDS)}
+        self.arrived = {k: [] for k in self.streams}  # entry time of each stream record
         self.table = RoutingTable(1, {r: RegionEntry(1) for r in self.regions})
         self.published = [self.table]
         self.st = {r: RegionState() for r in self.regions}
@@ -90,9 +96,11 @@ class Sim:
         self.pauses: list[int] = []
         self.counts = defaultdict(int)
         self.dup_rate = dup_rate
-        self.routers = {r: KeyRouter(r, self.regions, max_hops=max_hops, max_record_bytes=10**6, ordered=ordered,
-                                     handoff_timeout_ms=timeout_ms, table_wait_ms=10**9,
-                                     count=self._count, pause=self.pauses.append) for r in self.regions}
+        self.commits = 0
+        self.router_args = dict(max_hops=max_hops, max_record_bytes=10**6, ordered=ordered,
+                                handoff_timeout_ms=timeout_ms, table_wait_ms=10**9, count=self._count,
+                                pause=self.pauses.append, skew_ms=0, lanes_by=lanes_by)
+        self.routers = {r: KeyRouter(r, self.regions, **self.router_args) for r in self.regions}
 
     def _count(self, name, n=1):
         self.counts[name] += n
@@ -102,16 +110,20 @@ class Sim:
     def shard(self, key):
         return stable_hash(key) % SHARDS
 
+    def _put(self, region: str, stream: str, key: str, raw: bytes):
+        self.streams[(region, stream, self.shard(key))].append(raw)
+        self.arrived[(region, stream, self.shard(key))].append(self.now)
+
     def produce(self, region: str, key: str):
         self.seq[(key, region)] += 1
         eid = f"{region}/{key}/{self.seq[(key, region)]}"
-        env = Envelope(eid, key, self.now, region, payload={"seq": self.seq[(key, region)], "porigin": region})
+        env = Envelope(eid, key, self.now, region, payload={"seq": self.seq[(key, region)]})
         self.produced[eid] = (key, region, self.seq[(key, region)])
-        self.streams[(region, "ingest", self.shard(key))].append(env.to_json().encode())
-        if self.dup_rate and self.rng.random() < self.dup_rate:  # the producer retries elsewhere
+        self._put(region, "ingest", key, env.to_json().encode())
+        if self.dup_rate and self.rng.random() < self.dup_rate:
+            # The producer retries into another region, the record unchanged (its origin too).
             other = self.rng.choice([r for r in self.regions if r not in self.down])
-            dup = replace(env, origin=other)
-            self.streams[(other, "ingest", self.shard(key))].append(dup.to_json().encode())
+            self._put(other, "ingest", key, env.to_json().encode())
 
     def publish(self, table: RoutingTable):
         self.table = table
@@ -126,9 +138,12 @@ class Sim:
             return False
         s, sh = self.rng.choice(ready)
         raw = self.streams[(region, s, sh)][st.pos[(s, sh)]]
+        at = self.arrived[(region, s, sh)][st.pos[(s, sh)]]
         st.pos[(s, sh)] += 1
         key = Envelope_key(raw)
         item = Held(raw, f"{s}/{sh}/{st.pos[(s, sh)]}", self.now)
+        if s == "ingest":
+            item.entry, item.entered_ms = f"{region}/shardId-{sh}/{st.pos[(s, sh)]}", at
         self._apply(region, key, self.routers[region].on_item(st.keys[key], DictSeen(st.seen[key]), st.tables,
                                                               item, self.now))
         return True
@@ -143,9 +158,9 @@ class Sim:
         st = self.st[region]
         for o in outs:
             if isinstance(o, Home):
-                p = o.env.payload or {}
-                st.pending.append(Row(o.env.event_id, o.env.key, p.get("porigin", o.env.origin), o.env.origin,
-                                      p.get("seq", 0), o.epoch, o.routed_at, o.late, region))
+                lane, _, pos = o.entry.split("/")
+                st.pending.append(Row(o.env.event_id, o.env.key, lane, int(pos), o.entered_ms, o.epoch,
+                                      o.routed_at, o.late, region))
             elif isinstance(o, Forward):
                 st.sink[(o.region, o.env.key)].append(o.env.to_json().encode())
             else:
@@ -158,7 +173,7 @@ class Sim:
         if not ready:
             return False
         dst, key = self.rng.choice(ready)
-        self.streams[(dst, "forward", self.shard(key))].append(st.sink[(dst, key)].popleft())
+        self._put(dst, "forward", key, st.sink[(dst, key)].popleft())
         return True
 
     def adopt(self, region: str) -> bool:
@@ -172,7 +187,10 @@ class Sim:
 
     def checkpoint(self, region: str):
         st = self.st[region]
-        self.lake += st.pending  # committed when the checkpoint completes
+        for r in st.pending:  # committed when the checkpoint completes
+            self.commits += 1
+            r.commit = self.commits
+        self.lake += st.pending
         st.pending = []
         self.ckpt[region] = copy.deepcopy(st)
 
@@ -181,6 +199,18 @@ class Sim:
 
     def recover(self, region: str):
         self.st[region] = copy.deepcopy(self.ckpt[region])
+        self.down.discard(region)
+
+    def start_without_state(self, region: str, seed: str = "lake"):
+        """The region's job loses its state (no checkpoint to restore) and starts again: it reads
+        its streams from the start, with the first table it polls, and seeds its dedup with what
+        the lake holds: every home's rows ("lake") or only its own ("home", the control)."""
+        ids = {r.event_id for r in self.lake if seed == "lake" or r.home == region}
+        st = RegionState()
+        st.tables.adopt(self.table)
+        self.st[region] = st
+        self.ckpt[region] = copy.deepcopy(st)
+        self.routers[region] = KeyRouter(region, self.regions, committed=ids.__contains__, **self.router_args)
         self.down.discard(region)
 
     # ---------------------------------------------------------------- driving
@@ -257,24 +287,43 @@ class Sim:
 
     # ---------------------------------------------------------------- verdicts
 
-    def _by_origin(self):
+    def _by_lane(self):
+        """A key's rows per entry lane, in commit order (each home table in commit order; a key's
+        tables after one another by routing epoch)."""
         by = defaultdict(list)
         for r in self.lake:
-            if r.origin == r.porigin:  # order is defined by the copy that entered first
-                by[(r.key, r.porigin)].append(r)
+            by[(r.key, r.lane)].append(r)
         for rs in by.values():
-            rs.sort(key=lambda r: (r.epoch, r.routed_at))
+            rs.sort(key=lambda r: (r.epoch, r.commit))
         return by
 
     def unreported(self) -> list[tuple[str, str]]:
-        """(key, origin) of rows committed out of origin order and not marked."""
+        """(key, lane) of rows committed after a later row of their lane and not marked."""
         out = []
-        for k, rs in self._by_origin().items():
+        for k, rs in self._by_lane().items():
             high = 0
             for r in rs:
-                if r.seq < high and not r.late:
+                if r.pos < high and not r.late:
                     out.append(k)
-                high = max(high, r.seq)
+                high = max(high, r.pos)
+        return out
+
+    def unjustified_marks(self) -> list[Row]:
+        """Rows marked although no row of their key that entered later was committed before them
+        (in their lane: a higher position; in another lane: a later entry time)."""
+        out = []
+        by_key = defaultdict(list)
+        for r in self.lake:
+            by_key[r.key].append(r)
+        for rs in by_key.values():
+            rs.sort(key=lambda r: (r.epoch, r.commit))
+            for i, r in enumerate(rs):
+                if not r.late:
+                    continue
+                before = rs[:i]
+                if not any((b.lane == r.lane and b.pos > r.pos) or (b.lane != r.lane and b.entered > r.entered)
+                           for b in before):
+                    out.append(r)
         return out
 
     def audit(self) -> dict:
@@ -285,16 +334,16 @@ class Sim:
         lost = [e for e in self.produced if e not in ids]
         dups = {e: n for e, n in ids.items() if n > 1}
         late_rows, reported = 0, 0
-        for _, rs in self._by_origin().items():
+        for _, rs in self._by_lane().items():
             high = 0
             for r in rs:
-                if r.seq < high:
+                if r.pos < high:
                     late_rows += 1
                     reported += bool(r.late)
-                high = max(high, r.seq)
+                high = max(high, r.pos)
         return {"produced": len(self.produced), "rows": len(rows), "lost": len(lost), "duplicates": len(dups),
                 "inversions": late_rows, "reported": reported, "dead": len(self.dead),
-                "marked_late": sum(1 for r in rows if r.late)}
+                "marked_late": sum(1 for r in rows if r.late), "unjustified": len(self.unjustified_marks())}
 
 
 def Envelope_key(raw: bytes) -> str:

@@ -55,3 +55,32 @@ def test_sequences_are_per_key_and_origin():
 
 def test_percentile():
     assert percentile([], 50) is None and percentile([5], 99) == 5 and percentile(list(range(101)), 50) == 50
+
+
+def _lrow(eid, key, lane, seq, at, mark=None, epoch=1, commit=0, pos=0, home="us-east-1"):
+    return Row(eid, key, lane, 0, epoch, 0, 0, mark, home, 0, commit, commit, "", f"{lane}/shardId-000000000001/{seq}",
+               at, pos)
+
+
+def test_lane_check_finds_unmarked_inversions_and_unjustified_marks():
+    from drills.audit import lane_check
+    us, eu = "us-east-1", "eu-west-1"
+    clean = [_lrow("a", "k", us, 10, 100, commit=1), _lrow("b", "k", eu, 5, 150, commit=1, pos=1),
+             _lrow("c", "k", us, 11, 200, commit=2)]
+    c = lane_check(clean)
+    assert (c.inversions, c.unmarked, c.unjustified, c.marked) == (0, [], [], 0)
+    # "b" entered eu-west-1 at 150 with a lower number than us's 10: another lane, not late. Marked: unjustified.
+    wrong = [clean[0], _lrow("b", "k", eu, 5, 150, "reordered", commit=1, pos=1), clean[2]]
+    assert [r.event_id for r in lane_check(wrong).unjustified] == ["b"]
+    # A real inversion in a lane: caught whether or not the lake marks it.
+    late = [clean[0], clean[2], _lrow("x", "k", us, 9, 90, commit=3)]
+    c = lane_check(late)
+    assert c.inversions == 1 and [r.event_id for r in c.unmarked] == ["x"]
+    late[2].unordered = "reordered"
+    assert lane_check(late).unmarked == [] and lane_check(late).unjustified == []
+    # stranded is justified by another lane's later entry committed first, not by an earlier one.
+    s1 = [_lrow("e1", "k", eu, 1, 500, commit=1), _lrow("u1", "k", us, 3, 400, "stranded:us-east-1", commit=2)]
+    assert lane_check(s1, skew_ms=0).unjustified == []
+    s2 = [_lrow("e1", "k", eu, 1, 300, commit=1), _lrow("u1", "k", us, 3, 400, "stranded:us-east-1", commit=2)]
+    assert [r.event_id for r in lane_check(s2, skew_ms=0).unjustified] == ["u1"]
+    assert lane_check(s2, skew_ms=200).unjustified == [], "within the skew it cannot be known: justified"

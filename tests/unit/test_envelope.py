@@ -42,6 +42,11 @@ def test_forwarded_increments_hops_and_sets_epoch():
     (good(epoch="1"), "wrong-type"),
     (good(origin="mars-north-1"), "unknown-region"),
     (good(origin=7), "wrong-type"),
+    (good(entry="us-east-1/shardId-1"), "wrong-type"),
+    (good(entry="us-east-1/shardId-1/abc"), "wrong-type"),
+    (good(entered="soon"), "wrong-type"),
+    (good(entered=-5), "wrong-type"),
+    (good(order={"mars-north-1": "shardId-1/5/7"}), "wrong-type"),
 ])
 def test_rejects_bad_input_with_its_reason(raw, reason):
     r = parse(raw, REGIONS)
@@ -54,3 +59,19 @@ def test_rejects_oversized_before_parsing():
     raw = good(payload="x" * 2000)
     assert parse(raw, REGIONS, max_bytes=1000).reason == "oversized"
     assert isinstance(parse(raw, REGIONS, max_bytes=len(raw)), Envelope)
+
+
+def test_entry_travels_with_a_forward_and_a_redrive_replaces_it():
+    env = parse(good(), REGIONS)
+    fwd = env.forwarded(2, via="us-east-1", entry="us-east-1/shardId-000000000001/4963:1", entered=1700000000123)
+    assert parse(fwd.to_json().encode(), REGIONS) == fwd
+    again = fwd.forwarded(3, via="eu-west-1")
+    assert (again.entry, again.entered) == (fwd.entry, fwd.entered), "kept on the next hop"
+    redriven = fwd.forwarded(4, via="eu-west-1", entry="eu-west-1/shardId-000000000000/77", entered=5)
+    assert (redriven.entry, redriven.entered) == ("eu-west-1/shardId-000000000000/77", 5)
+
+
+def test_an_older_jobs_oseq_and_per_origin_order_are_read_but_not_used():
+    env = parse(good(hops=1, oseq="4963", order={"us-east-1": "4963", "eu-west-1": "shardId-0/9/12"}), REGIONS)
+    assert isinstance(env, Envelope) and env.entry is None
+    assert env.order == {"eu-west-1": "shardId-0/9/12"}

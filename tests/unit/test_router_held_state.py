@@ -79,3 +79,36 @@ def test_control_a_key_loaded_without_its_stored_list_is_rewritten():
     r._cache = {"k": [ks, RouterFunction._core_view(ks), {}, None]}  # what was stored is unknown
     r._store("k", ks, 1, True)
     assert calls == [("update", 1)]
+
+
+class _Value:
+    def value(self):
+        return None
+
+
+class _ListOf(_JavaList):
+    def __init__(self, calls: list, rows: list):
+        super().__init__(calls)
+        self.rows = rows
+
+    def get(self):
+        return list(self.rows)
+
+
+def test_records_held_in_the_layout_before_entry_lanes_are_moved_once_and_keep_their_place():
+    """A snapshot taken before 2026-12-04 holds records as (source, data, arrived, late): the first
+    load of the key moves them into the new list (entry unknown), in order, and clears the old."""
+    from pyflink.common import Row
+    calls: list = []
+    r = _router_with_held(calls)
+    r.kstate = _Value()
+    r.held = _ListOf(calls, [])
+    r.held_v1 = _ListOf(calls, [Row("s/0/1", b"a", 1, None), Row("s/0/2", b"b", 2, "handoff-timeout:eu-west-1")])
+    r._cache = {}
+    ks = r._load("k")
+    assert [(h.raw, h.source, h.arrived_ms, h.late, h.entry) for h in ks.held] == \
+        [(b"a", "s/0/1", 1, None, None), (b"b", "s/0/2", 2, "handoff-timeout:eu-west-1", None)]
+    assert r.held_v1.rows == [] and [row[0] for row in r.held.rows] == ["s/0/1", "s/0/2"]
+    assert len(r.held.rows[0]) == 6, "stored in the new layout"
+    r._cache = {}
+    assert [h.source for h in r._load("k").held] == ["s/0/1", "s/0/2"], "loaded again: from the new list only"

@@ -26,7 +26,7 @@ public final class EnvelopeGenerator implements GeneratorFunction<Long, Row> {
         String json = "{\"event_id\":\"e-" + i + "\",\"key\":\"key-" + (i % keys) + "\",\"ts\":"
                 + now + ",\"origin\":\"" + origin
                 + "\",\"hops\":0,\"epoch\":0,\"payload\":{\"seq\":" + i + "}}";
-        Row record = Row.of("bench", Long.toString(now), Long.toString(i), json.getBytes(StandardCharsets.UTF_8));
+        Row record = Row.of("bench", Long.toString(now), Long.toString(i), json.getBytes(StandardCharsets.UTF_8), now);
         return Row.of("key-" + (i % keys), record);
     }
 }

@@ -31,16 +31,17 @@ public final class KeyedKinesisRecordSchema implements KinesisDeserializationSch
     @Override
     public void deserialize(Record record, String stream, String shardId, Collector<Row> out) {
         byte[] data = record.data().asByteArray();
+        Long arrived = KinesisRecordRowSchema.arrived(record);
         List<byte[]> members = KplAggregate.decode(data);
         if (members == null) {
-            out.collect(Row.of(businessKey(data), Row.of(stream, shardId, record.sequenceNumber(), data)));
+            out.collect(Row.of(businessKey(data), Row.of(stream, shardId, record.sequenceNumber(), data, arrived)));
             return;
         }
         // A KPL aggregate (forwards of a hot key, or a user's KPL producer): each member is a record
         // of its own, positioned "sequence:subsequence" as the KCL numbers them.
         for (int i = 0; i < members.size(); i++) {
             byte[] m = members.get(i);
-            out.collect(Row.of(businessKey(m), Row.of(stream, shardId, record.sequenceNumber() + ":" + i, m)));
+            out.collect(Row.of(businessKey(m), Row.of(stream, shardId, record.sequenceNumber() + ":" + i, m, arrived)));
         }
     }
 
