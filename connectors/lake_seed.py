@@ -13,15 +13,21 @@ the record, before routing (udfs/handoff.py, `committed`).
 
 What the seed holds, per home table:
 * this region's own table at its current snapshot (read in this region);
-* every other home's table at the snapshot this region's **read pointer** names, read from this
-  region's replica bucket, as any reader here (connectors/read_pointer.py): no cross-region data
-  reads, and a home that is lost still counts with what had replicated.
+* every other home's table at its current snapshot as of this start: the home's catalog item and
+  metadata file are read across regions (the job role's grants for its read publisher), its
+  manifests and data files from this region's replica bucket, waiting up to `REPLICA_WAIT_S` for
+  cross-region replication to bring them (no cross-region data reads);
+* a home that cannot be read (lost), or whose replication is further behind than that wait: at the
+  snapshot this region's **read pointer** names, what had replicated; the log says so.
 
-The bound it relies on: a commit another home made less than (S3 replication lag + the read
-publisher's interval) before this start is not in the seed. It matters only for a key whose home
-moved from there to here within that window (the old home committed the record as home, and today
-it is routed here); a key in the middle of a move at the restart is the case to avoid. Rows are
-chosen by `routed_at` (the home router's clock) against this region's clock, with an hour's margin.
+The bound it relies on: commits another home makes after this start are not in the seed; they are
+records in flight, which converge on the key's home, whose dedup has them. A home read through the
+read pointer misses its commits of the last (replication lag + read.publish.interval.ms) before the
+pointer moved: that matters only for a key whose home moved from there to here within that window,
+so do not start a region without state while a move to it is still moving and that home is
+unreachable. Rows are chosen by `routed_at` (the home router's clock) against this region's clock,
+with an hour's margin. Found by the replay drill: with the read pointer alone, a start 4 s after a
+failback committed an event a second time (the pointer was ~8 s behind the home).
 
 The seed is a DiskIdSet (udfs/disk_id_set.py): 16 bytes an id on local disk, a bounded build
 buffer in memory, so 600 million ids (7 days at 1,000 events/s) seed a job whose heap never held
@@ -48,6 +54,7 @@ DATA = 0  # manifest content: data files
 DELETED = 2  # manifest entry status
 ROUTED_AT_FIELD = 11  # connectors/lake_schema.py: routed_at
 MARGIN_MS = 3_600_000  # clocks of two regions' routers against this one
+REPLICA_WAIT_S = 60.0  # how long the seed waits for another home's files to replicate here
 
 
 def read_object(s3, location: str) -> bytes:
@@ -85,6 +92,27 @@ class TableCut:
         return read_object(self.s3, self.local(location))
 
 
+class _Replicating(TableCut):
+    """A remote home's current snapshot, read from this region's replica: a file not there yet is
+    waited for (cross-region replication lags), until `deadline`."""
+
+    def __init__(self, home, metadata_location, s3, src, dst, remote_s3, deadline: float):
+        super().__init__(home, metadata_location, None, s3, src, dst)
+        self.remote_s3, self.deadline = remote_s3, deadline
+
+    def read(self, location: str) -> bytes:
+        if location == self.metadata_location:  # the home's own metadata file, across regions
+            return read_object(self.remote_s3, location)
+        while True:
+            try:
+                return super().read(location)
+            except self.s3.exceptions.NoSuchKey:
+                if time.monotonic() > self.deadline:
+                    raise TimeoutError(f"{location} not replicated to {self.dst_bucket} within "
+                                       f"{REPLICA_WAIT_S:.0f} s") from None
+                time.sleep(0.5)
+
+
 def table_cuts(settings: Settings, region: str, scope: str) -> list[TableCut]:
     """The home tables a seed reads: this region's (scope "home"), or every home's ("lake")."""
     cuts = []
@@ -93,19 +121,33 @@ def table_cuts(settings: Settings, region: str, scope: str) -> list[TableCut]:
         cuts.append(TableCut(region, own, None, aws.client("s3", region, settings.aws)))
     if scope != "lake":
         return cuts
-    from connectors.read_pointer import POINTER_TABLE, replica_bucket
-    ddb = aws.client("dynamodb", region, settings.aws)
+    from connectors.read_pointer import replica_bucket
     s3 = aws.client("s3", region, settings.aws)
     for home in settings.job.remote_regions:
-        ident = f"{settings.lake.namespace}.{settings.lake.table_name(home)}"
-        item = ddb.get_item(TableName=POINTER_TABLE, Key={"table": {"S": ident}}, ConsistentRead=True).get("Item")
-        if item is None:
-            log.warning("dedup seed: no read pointer for %s's table in %s yet: its commits are not in the seed",
-                        home, region)
+        src, dst = settings.lake.bucket(home), replica_bucket(settings, home, region)
+        try:
+            loc = metadata_location(settings, home)
+            if loc is not None:
+                cuts.append(_Replicating(home, loc, s3, src, dst, aws.client("s3", home, settings.aws),
+                                         time.monotonic() + REPLICA_WAIT_S))
             continue
-        cuts.append(TableCut(home, item["metadata_location"]["S"], int(item["snapshot_id"]["N"]), s3,
-                             settings.lake.bucket(home), replica_bucket(settings, home, region)))
+        except Exception as e:  # noqa: BLE001 - the home is unreachable (lost): what replicated here
+            log.warning("dedup seed: %s's table not readable (%s): as far as %s's read pointer", home, e, region)
+        cut = _pointer_cut(settings, home, region, s3, src, dst)
+        if cut is not None:
+            cuts.append(cut)
     return cuts
+
+
+def _pointer_cut(settings: Settings, home: str, region: str, s3, src: str, dst: str) -> TableCut | None:
+    from connectors.read_pointer import POINTER_TABLE
+    ident = f"{settings.lake.namespace}.{settings.lake.table_name(home)}"
+    item = aws.client("dynamodb", region, settings.aws).get_item(
+        TableName=POINTER_TABLE, Key={"table": {"S": ident}}, ConsistentRead=True).get("Item")
+    if item is None:
+        log.warning("dedup seed: no read pointer for %s's table in %s: its commits are not in the seed", home, region)
+        return None
+    return TableCut(home, item["metadata_location"]["S"], int(item["snapshot_id"]["N"]), s3, src, dst)
 
 
 def _upper_long(entry_file: dict, field_id: int) -> int | None:
@@ -152,6 +194,13 @@ def _event_ids(cut: TableCut, files: list[tuple[str, int]], workers: int = 8) ->
             yield from pool.map(read, paths[i:i + 2 * workers])
 
 
+def _add(builder, cut: TableCut, files, total: int, progress) -> None:
+    for i, ids in enumerate(_event_ids(cut, files)):
+        builder.add_all(ids)
+        if progress and i and i % 100 == 0:
+            progress(f"dedup seed: {builder.added:,} of about {total:,} event_ids")
+
+
 @dataclass
 class SeedStats:
     ids: int
@@ -167,18 +216,28 @@ def committed_ids(settings: Settings, region: str, since_ms: int, scope: str = "
                   ) -> tuple[disk_id_set.DiskIdSet, SeedStats]:
     """Every event_id the home tables in `scope` hold in rows routed since `since_ms`."""
     t0 = time.monotonic()
-    cuts = table_cuts(settings, region, scope)
-    planned = [(c, data_files(c, since_ms)) for c in cuts]
+    planned = []
+    for c in table_cuts(settings, region, scope):
+        try:
+            planned.append((c, data_files(c, since_ms)))
+        except TimeoutError as e:  # replication further behind than the wait: what it had
+            log.warning("dedup seed: %s; %s's table as far as %s's read pointer", e, c.home, region)
+            cut = _pointer_cut(settings, c.home, region, c.s3, c.src_bucket, c.dst_bucket)
+            if cut is not None:
+                planned.append((cut, data_files(cut, since_ms)))
     total = sum(n for _, files in planned for _, n in files)
     builder = disk_id_set.DiskIdSetBuilder(total, directory)
     per_table: dict[str, int] = {}
     try:
         for cut, files in planned:
             before = builder.added
-            for i, ids in enumerate(_event_ids(cut, files)):
-                builder.add_all(ids)
-                if progress and i and i % 100 == 0:
-                    progress(f"dedup seed: {builder.added:,} of about {total:,} event_ids")
+            try:
+                _add(builder, cut, files, total, progress)
+            except TimeoutError as e:  # a data file not replicated in time: what the pointer names
+                log.warning("dedup seed: %s; %s's table as far as %s's read pointer", e, cut.home, region)
+                fallback = _pointer_cut(settings, cut.home, region, cut.s3, cut.src_bucket, cut.dst_bucket)
+                if fallback is not None:
+                    _add(builder, fallback, data_files(fallback, since_ms), total, progress)
             per_table[cut.home] = builder.added - before
         ids = builder.finish()
     except BaseException:
