@@ -95,6 +95,9 @@ class JobSettings:
     checkpoint_dir: str | None  # local runs: durable checkpoints (ignored on Managed Flink)
     order_lanes: str = "entry"  # entry (udfs/lanes.py) | origin (the control: marks by declared origin)
     order_skew_ms: int = 100  # how far two regions' Kinesis arrival times may disagree
+    batch_max_records: int = 256  # records of one key group per Python call, at most
+    batch_max_ms: int = 50  # the longest a record waits for its batch to fill
+    batch_max_bytes: int = 1 << 20
 
     @property
     def remote_regions(self) -> tuple[str, ...]:
@@ -214,6 +217,12 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         # Records that entered through two regions are ordered by Kinesis's arrival times; within
         # this margin the order is unknown and a suspect row is marked.
         "order.skew.ms": (_int(0, 60_000), 100),
+        # The router takes a key group's records many at a time (dev.homeflow.flink.KeyGroupBatcher):
+        # a batch leaves when it holds this many records, this many bytes, when its first record
+        # has waited this long, and before every checkpoint barrier.
+        "batch.max.records": (_int(1, 100_000), 256),
+        "batch.max.ms": (_int(1, 10_000), 50),
+        "batch.max.bytes": (_int(64 * 1024, 64 * 1024 * 1024), 1 << 20),
     },
     "homeflow.aws": {
         "endpoint": (_url, None),
@@ -311,6 +320,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
             handoff=j["handoff"], handoff_timeout_ms=j["handoff.timeout.ms"], table_wait_ms=j["table.wait.ms"],
             dedup_seed=j["dedup.seed"], checkpoint_dir=j["checkpoint.dir"],
             order_lanes=j["order.lanes"], order_skew_ms=j["order.skew.ms"],
+            batch_max_records=j["batch.max.records"], batch_max_ms=j["batch.max.ms"],
+            batch_max_bytes=j["batch.max.bytes"],
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],

@@ -128,12 +128,29 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # py4j's error: Flink's message is in its text
         if "allowNonRestoredState" not in str(e):
             raise
+        if _operator_id("router") in str(e):
+            print(f"error: {restore} holds the per-key router state of a release before the batched router "
+                  f"(operator uid 'router'), which this release keeps per key group and cannot read. Restore "
+                  f"with --allow-non-restored-state once `homeflow routes status` shows no key held ("
+                  f"records held in a hand-off would be dropped): its dedup is what the start's seed reads "
+                  f"from the lake, its order marks start again.", file=sys.stderr)
+            return 2
         print(f"error: {restore} holds state of operators this job does not have (an upgrade removed them, "
               f"or compaction and expiry, or read publishing, are off now). Rerun with "
               f"--allow-non-restored-state to drop "
               f"that state, or restore with the configuration it was taken with.", file=sys.stderr)
         return 2
     return 0
+
+
+def _operator_id(uid: str) -> str:
+    """The operator id Flink derives from a uid (StreamGraphHasherV2: murmur3_128 of the uid), as
+    its restore errors name operators."""
+    from pyflink.java_gateway import get_gateway
+    jvm = get_gateway().jvm
+    digest = jvm.org.apache.flink.shaded.guava31.com.google.common.hash.Hashing.murmur3_128(0).newHasher() \
+        .putString(uid, jvm.java.nio.charset.StandardCharsets.UTF_8).hash().asBytes()
+    return jvm.org.apache.flink.runtime.jobgraph.OperatorID(digest).toHexString()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,15 @@ LAKE = Types.ROW_NAMED(
 ROUTED = Types.ROW_NAMED(["dest", "partition_key", "data", *LAKE.get_field_names()],
                          [Types.STRING(), Types.STRING(), Types.STRING(), *LAKE.get_field_types()])
 LAKE_NONE = (None,) * len(LAKE.get_field_names())
+# The router's decisions unpacked in Java (dev.homeflow.flink.RouterBatchUnpacker): a ROUTED row and
+# the control fields its dedup step reads (business key, kind, event_id, flags, event_ids as JSON).
+ROUTED_ENTRY = Types.ROW_NAMED([*ROUTED.get_field_names(), "business_key", "kind", "event_id", "flags", "ids"],
+                               [*ROUTED.get_field_types(), Types.STRING(), Types.STRING(), Types.STRING(),
+                                Types.INT(), Types.STRING()])
+# A key group's records packed for the router (dev.homeflow.flink.KeyGroupBatcher, udfs/batch_codec.py),
+# keyed by the group's representative key; and the router's output per call.
+BATCH = Types.PRIMITIVE_ARRAY(Types.BYTE())
+KEYED_BATCH = Types.ROW([Types.STRING(), BATCH])
 DEAD_LETTER_DEST = "dead-letter"
 # A record held at the router (udfs.handoff.Held), in keyed list state. HELD_V1 is the layout
 # before entry lanes (2026-12-04), still read once per key from older snapshots.

@@ -148,15 +148,18 @@ def drain(name: str, proc: JobProcess, settings, region: str, n: int, timeout: f
     proc.stop()
     first = next(s for s in snaps if s[1] > 0)
     last = next(s for s in snaps if s[1] >= n)
-    rows = lake.read_rows(settings, region, ("event_id",))["event_id"].to_pylist()
-    mine = [r for r in rows if r.startswith("cap-")]
+    table = lake.read_rows(settings, region, ("event_id", "held_ms")).to_pydict()
+    mine = [r for r in table["event_id"] if r.startswith("cap-")]
+    held = sorted(h for e, h in zip(table["event_id"], table["held_ms"]) if e.startswith("cap-") and h is not None)
     if len(mine) != n or len(set(mine)) != n:
         raise SystemExit(f"{name}: {len(set(mine))} distinct of {n} events, {len(mine) - len(set(mine))} duplicated")
     span = max(last[0] - first[0], 1) / 1000
     # The first 10 s after the first commit apart: a job that holds records at start (no routing
     # table yet) drains slower there than later.
     early = max((s for s in snaps if s[0] <= first[0] + 10_000), default=first)
-    return {"rate": (n - first[1]) / span, "rate_first_10s": (early[1] - first[1]) / 10,
+    pct = (lambda q: held[min(len(held) - 1, int(q * len(held)))] if held else None)
+    return {"held_ms_p50": pct(0.5), "held_ms_p99": pct(0.99),
+            "rate": (n - first[1]) / span, "rate_first_10s": (early[1] - first[1]) / 10,
             "start_to_first_s": (first[0] - t_start) / 1000, "start_to_all_s": (last[0] - t_start) / 1000,
             "cpu_per_1k": (cpu_last - cpu_first) / max((n - first[1]) / 1000, 1e-9)}
 
@@ -202,23 +205,21 @@ def profile_router(settings, recs: list[tuple[str, bytes]], table) -> tuple[floa
     """The Python router logic alone over the same records: µs per record and the top functions."""
     from udfs.handoff import Held, KeyRouter, KeyState
     from udfs.routing_table import TableHistory
-    from tests.unit.handoff_sim import DictSeen
     router = KeyRouter(HOME, settings.job.regions, settings.job.max_hops, settings.job.max_record_bytes)
     tables = TableHistory([table])
     keys: dict[str, KeyState] = {}
-    seen: dict[str, DictSeen] = {}
     now = int(time.time() * 1000)
 
     def run():
         for i, (k, raw) in enumerate(recs):
             ks = keys.get(k) or keys.setdefault(k, KeyState())
-            sn = seen.get(k) or seen.setdefault(k, DictSeen({}))
-            router.on_item(ks, sn, tables, Held(raw, f"homeflow-ingest/shard-0/{i}", now), now)
+            router.on_item(ks, tables, Held(raw, f"homeflow-ingest/shard-0/{i}", now, None,
+                                            f"{HOME}/shardId-000000000000/{i}", now), now)
     prof = cProfile.Profile()
     t0 = time.process_time()
     prof.runcall(run)
     cpu = time.process_time() - t0
-    keys.clear(), seen.clear()
+    keys.clear()
     t0 = time.process_time()
     run()  # again without the profiler, for the µs figure
     us = (time.process_time() - t0) / len(recs) * 1e6
@@ -258,19 +259,25 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
     finally:
         sb.down()
     for level in a.floor:
-        out[f"floor-{level}"] = floor_round(a, level, recs, parallelism, port, root / f"floor-{level}")
+        out[f"floor-{level}"] = variant_round(a, f"floor {level}", recs, parallelism, port, root / f"floor-{level}",
+                                              script=["--level", level])
+    for n in a.batch:
+        out[f"batch-{n}"] = variant_round(a, f"homeflow, batches of {n}", recs, parallelism, port, root / f"batch-{n}",
+                                          overrides={"batch.max.records": str(n)})
     return out
 
 
-def floor_round(a, level: str, recs, parallelism: int, port: int, root: Path) -> dict:
-    """The same drain with the router replaced (scripts/capacity_floor_job.py), in a fresh sandbox."""
-    print(f"  floor {level}: pre-filling {len(recs):,} events ...", flush=True)
-    sb = Sandbox(root, port, [HOME], replicate=False, **{"read.publish.interval.ms": "0"}).up()
+def variant_round(a, name: str, recs, parallelism: int, port: int, root: Path, script: list[str] | None = None,
+                  overrides: dict[str, str] | None = None) -> dict:
+    """The same drain in a fresh sandbox, with the router replaced (scripts/capacity_floor_job.py)
+    or with other job settings."""
+    print(f"  {name}: pre-filling {len(recs):,} events ...", flush=True)
+    sb = Sandbox(root, port, [HOME], replicate=False, **{"read.publish.interval.ms": "0", **(overrides or {})}).up()
     try:
         put(sb.settings, HOME, recs)
         job = start_job(HOME, sb.properties, root / "logs", extra_args=["--parallelism", str(parallelism)],
-                        module_or_script=[str(ROOT / "scripts" / "capacity_floor_job.py"), "--level", level])
-        return drain(f"floor {level}", job, sb.settings, HOME, len(recs), a.timeout)
+                        module_or_script=[str(ROOT / "scripts" / "capacity_floor_job.py"), *script] if script else None)
+        return drain(name, job, sb.settings, HOME, len(recs), a.timeout)
     finally:
         sb.down()
 
@@ -288,8 +295,12 @@ def main() -> int:
     ap.add_argument("--floor", default="",
                     help=f"also drain with the router replaced by less (comma list of {', '.join(FLOOR_LEVELS)}: "
                          "scripts/capacity_floor_job.py), to show what PyFlink itself costs")
+    ap.add_argument("--batch", default="",
+                    help="also drain homeflow with these batch bounds (comma list of batch.max.records, e.g. "
+                         "1,32,256,2048): events/s, CPU and the rows' held_ms (arrival at the router to routed)")
     a = ap.parse_args()
     a.floor = [x for x in a.floor.split(",") if x]
+    a.batch = [int(x) for x in a.batch.split(",") if x]
     bad = [x for x in a.floor if x not in FLOOR_LEVELS]
     if bad:
         ap.error(f"--floor: unknown level(s) {', '.join(bad)}; choose from {', '.join(FLOOR_LEVELS)}")
@@ -302,8 +313,16 @@ def main() -> int:
             for skew in a.skews.split(","):
                 for p in (int(x) for x in a.parallelism.split(",")):
                     results.append(one_round(a, skew, p, a.port, Path(tmp), seed=1000 + rep))
+    print(f"\nEvery round ({a.events:,} events; ratio = homeflow / Java-only of that round):")
+    for r in results:
+        line = f"  {r['skew']:8} p{r['parallelism']} homeflow {r['homeflow']['rate']:8,.0f}/s ({r['homeflow']['cpu_per_1k']:.2f} " \
+               f"CPU s/1k)  java {r['java']['rate']:8,.0f}/s ({r['java']['cpu_per_1k']:.2f})  ratio " \
+               f"{r['homeflow']['rate'] / r['java']['rate']:.2f}  CPU ratio {r['homeflow']['cpu_per_1k'] / r['java']['cpu_per_1k']:.2f}"
+        for level in a.floor:
+            line += f"  floor {level} {r[f'floor-{level}']['rate']:,.0f}/s"
+        print(line)
     print(f"\n{a.events:,} events, {a.keys} keys, {os.cpu_count()} cores; checkpoints 1 s; rates are medians of "
-          f"{a.repeat} run(s)\n")
+          f"{a.repeat} run(s), the ratio the median of the rounds' ratios\n")
     print(f"{'keys':8} {'p':>2} {'top key':>7} {'bare read/s':>11} {'homeflow/s':>10} {'java/s':>9} {'ratio':>6} "
           f"{'hf CPU s/1k':>11} {'java CPU s/1k':>13} {'hf start s':>10} {'java start s':>12} "
           f"{'hf first 10 s/s':>15} {'java first 10 s/s':>17}")
@@ -314,8 +333,9 @@ def main() -> int:
             def med(f):
                 return statistics.median(f(r) for r in rs)
             hf, jv = med(lambda r: r["homeflow"]["rate"]), med(lambda r: r["java"]["rate"])
+            ratio = med(lambda r: r["homeflow"]["rate"] / r["java"]["rate"])
             print(f"{skew:8} {p:>2} {med(lambda r: r['top_key_share']):7.1%} {med(lambda r: r['bare']['rate']):11,.0f} "
-                  f"{hf:10,.0f} {jv:9,.0f} {hf / jv:6.2f} {med(lambda r: r['homeflow']['cpu_per_1k']):11.2f} "
+                  f"{hf:10,.0f} {jv:9,.0f} {ratio:6.2f} {med(lambda r: r['homeflow']['cpu_per_1k']):11.2f} "
                   f"{med(lambda r: r['java']['cpu_per_1k']):13.2f} {med(lambda r: r['homeflow']['start_to_first_s']):10.1f} "
                   f"{med(lambda r: r['java']['start_to_first_s']):12.1f} "
                   f"{med(lambda r: r['homeflow']['rate_first_10s']):15,.0f} {med(lambda r: r['java']['rate_first_10s']):17,.0f}")
@@ -323,6 +343,12 @@ def main() -> int:
                 fl = med(lambda r: r[f"floor-{level}"]["rate"])
                 print(f"{'':8} {'':>2} {'':>7} {'floor ' + level:>11} {fl:10,.0f} {jv:9,.0f} {fl / jv:6.2f} "
                       f"{med(lambda r: r[f'floor-{level}']['cpu_per_1k']):11.2f}")
+            if a.batch:
+                print(f"\n  batch.max.records   events/s  CPU s/1k  held_ms p50  held_ms p99   ({skew}, p{p})")
+                for n in a.batch:
+                    k = f"batch-{n}"
+                    print(f"  {n:17d} {med(lambda r: r[k]['rate']):10,.0f} {med(lambda r: r[k]['cpu_per_1k']):9.2f} "
+                          f"{med(lambda r: r[k]['held_ms_p50']):12.0f} {med(lambda r: r[k]['held_ms_p99']):12.0f}")
     prof = [r for r in results if "profile" in r]
     if prof:
         r = prof[0]

@@ -53,7 +53,7 @@ def run_one(kind: str, mode: str, records: int, keys: int, rate: float, out: str
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     jvm = get_gateway().jvm
-    from connectors.kinesis import KEYED_SOURCE_ROW, key_by_business_key
+    from connectors.kinesis import KEYED_SOURCE_ROW
     ratelimit = jvm.org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy
     gen = jvm.org.apache.flink.connector.datagen.source.DataGeneratorSource(
         jvm.dev.homeflow.bench.EnvelopeGenerator(keys, REGIONS[0]), records,
@@ -77,17 +77,15 @@ def run_one(kind: str, mode: str, records: int, keys: int, rate: float, out: str
             .process(PassThrough(), output_type=Types.ROW([Types.STRING(), Types.LONG()]))
             .sink_to(latency_sink(1)))
     else:
+        from conf.settings import settings_from_groups
         from jobs import rows
-        from jobs.functions import ROUTING_STATE, RouterFunction
-        from jobs.graph import split_router_output
+        from jobs.graph import route, split_router_output
         from udfs.routing_table import RegionEntry, RoutingTable
         # Every key homed here, so every record reaches the measured lake output.
         table = RoutingTable(1, {REGIONS[0]: RegionEntry(1), REGIONS[1]: RegionEntry(1, "DOWN")})
         tables = env.from_collection([table.to_json()], type_info=Types.STRING())
-        routed = (key_by_business_key(src)
-                  .connect(tables.broadcast(ROUTING_STATE))
-                  .process(RouterFunction(router_settings()), output_type=rows.ROUTED))
-        homed, side = split_router_output(routed)
+        doc = router_settings()
+        homed, side = split_router_output(route(src, tables, settings_from_groups(doc), doc))
         homed.sink_to(latency_sink(3))
         discard = jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink
         side(REGIONS[1]).sink_to(Sink(discard()))

@@ -4,7 +4,8 @@ before any routing (scripts/bench_capacity.py --floor). Not a product; a measuri
     python scripts/capacity_floor_job.py --level emit|dedup|state3 --region R --properties P
 
 Same graph, sources, key_by, connect to the routing feed, Java splitter and Iceberg sink as
-jobs.ingest; only the keyed broadcast function differs:
+jobs.ingest; the router is one per-record keyed broadcast function (as the job's was before the
+batched router) that does only this:
 
 * emit: parse the envelope (udfs.envelope.parse), emit its home row. No state.
 * dedup: the same, plus the router's dedup (MapState contains + put of the event_id).
@@ -63,8 +64,14 @@ def main() -> int:
                                 epilog="Every other option is jobs.ingest's.")
     p.add_argument("--level", choices=LEVELS, required=True)
     a, rest = p.parse_known_args()
-    from jobs import graph, ingest
-    graph.RouterFunction = lambda doc: FloorRouter(doc, a.level)
+    from jobs import graph, ingest, rows
+    from connectors.kinesis import key_by_business_key
+    from jobs.functions import ROUTING_STATE
+
+    def route(records, tables, settings, doc):
+        return (key_by_business_key(records).connect(tables.broadcast(ROUTING_STATE))
+                .process(FloorRouter(doc, a.level), output_type=rows.ROUTED).uid("router").name("router"))
+    graph.route = route
     print(f"capacity floor job: router replaced by level {a.level!r}", flush=True)
     return ingest.main(rest)
 

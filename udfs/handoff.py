@@ -1,8 +1,14 @@
 """Per-key routing with an ordered hand-off when a key's home changes (DESIGN.md guarantee 6).
 
-Plain Python: the Flink router (jobs/functions.py) keeps a `KeyState` per business key in keyed
-state and calls `KeyRouter.on_item` / `KeyRouter.pump`; tests drive the same code through an
-in-memory multi-region model (tests/unit/handoff_sim.py).
+Plain Python: the Flink router (jobs/router.py) keeps a `KeyState` per business key and calls
+`KeyRouter.on_item` / `KeyRouter.pump`; tests drive the same code through an in-memory
+multi-region model (tests/unit/handoff_sim.py).
+
+The dedup by event_id is a plain lookup kept by the runtime, not here (udfs/committed.py says
+what it does; dev.homeflow.flink.CommittedEventDedup does it in the job): a `Home` is committed
+unless this region already committed its event_id, a `Forward` may be dropped for the same
+reason, an old home's answer to an acquire marker gets this region's recent event_ids of the key,
+and `Remember` hands the event_ids another home committed over to it.
 
 The protocol, for a key K whose home moves from P to H:
 
@@ -16,7 +22,7 @@ The protocol, for a key K whose home moves from P to H:
 * **H acquires K.** The first time H commits K after K moved there (found in the routing-table
   history), it sends its own *acquire* marker through P and holds every lane except P's (the old
   path, which P keeps in order and deduplicates) until the marker comes back. P answers with its
-  recent event_ids of K (`seen`) and its per-origin high-water marks (`order`).
+  recent event_ids of K (`seen`) and its marks per entry lane (`order`).
 * **Waits survive further moves.** A wait ends when its marker arrives (markers travel to the
   region waiting, not to whoever is home by then) or when it times out; a key that moves on
   while held leaves in lane order afterwards.
@@ -51,25 +57,15 @@ before entry lanes, the control that shows their marks mean something).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Protocol
+from dataclasses import dataclass, field, fields
+from typing import Callable, Iterable
 
 from udfs import lanes
-from udfs.envelope import MAX_SEEN_IDS, Envelope, Marker, Rejection, marker_envelope, parse
+from udfs.envelope import Envelope, Marker, Rejection, marker_envelope, parse
 from udfs.lanes import Entry
 from udfs.routing_table import RoutingTable, TableHistory
 
 MARKER_MEMORY_MS = 3_600_000  # how long a marker that came before its flagged record is remembered
-
-
-class Seen(Protocol):
-    """The event_ids a home has committed for the current key (keyed map state with TTL)."""
-
-    def contains(self, event_id: str) -> bool: ...
-
-    def put(self, event_id: str, at_ms: int) -> None: ...
-
-    def recent(self, n: int) -> list[str]: ...
 
 
 @dataclass
@@ -114,35 +110,61 @@ class KeyState:
     def busy(self) -> bool:
         return bool(self.held or self.acquiring or self.awaiting)
 
-    def to_json(self) -> str:
-        d = asdict(self)
-        del d["held"]
-        return json.dumps(d, separators=(",", ":"))
+    def encode(self) -> str:
+        """The stored form of everything but `order` and `held` (kept apart by the router): a JSON
+        list, the codec version first, then the fields in declaration order."""
+        return json.dumps([STATE_VERSION, *(_ENCODE[f](getattr(self, f)) for f in STATE_FIELDS)],
+                          separators=(",", ":"))
 
-    def to_json_core(self) -> str:
-        """Without `order` and `held`, which the Flink router keeps in their own keyed state."""
-        def w(x: Wait | None):
-            return None if x is None else [x.id, x.via, x.epoch, x.started_ms, x.deadline_ms]
-        return json.dumps([self.last_home, self.homed, self.owned_since, self.checked, w(self.acquiring),
-                           w(self.unverified), {k: w(v) for k, v in self.awaiting.items()}, self.markers,
-                           self.late_via], separators=(",", ":"))
+    def view(self) -> tuple:
+        """A cheap value of the stored fields, to tell whether they changed (dicts as item tuples;
+        Waits are replaced, never changed in place)."""
+        return tuple(tuple(v.items()) if isinstance(v, dict) else v
+                     for v in (getattr(self, f) for f in STATE_FIELDS))
 
     @staticmethod
-    def from_json(text: str | None) -> "KeyState":
+    def decode(text: str | None) -> "KeyState":
         if not text:
             return KeyState()
-        d = json.loads(text)
-        if isinstance(d, list):  # the core form (to_json_core)
-            def w(x):
-                return None if x is None else Wait(*x)
-            return KeyState(d[0], d[1], d[2], d[3], w(d[4]), w(d[5]), {k: w(v) for k, v in d[6].items()},
-                            d[7], d[8])
-        acq, unv, awaiting = d.pop("acquiring"), d.pop("unverified", None), d.pop("awaiting")
-        ks = KeyState(**d)
-        ks.acquiring = Wait(**acq) if acq else None
-        ks.unverified = Wait(**unv) if unv else None
-        ks.awaiting = {s: Wait(**w) for s, w in awaiting.items()}
-        return ks
+        doc = json.loads(text)
+        if not isinstance(doc, list) or not doc or doc[0] != STATE_VERSION or len(doc) != len(STATE_FIELDS) + 1:
+            raise ValueError(f"key state of another layout (version {doc[0] if isinstance(doc, list) and doc else '?'}"
+                             f", this code reads {STATE_VERSION}): {text[:80]}")
+        return KeyState(**{f: _DECODE[f](v) for f, v in zip(STATE_FIELDS, doc[1:])})
+
+
+def _wait_codec():
+    def enc(w):
+        return None if w is None else [w.id, w.via, w.epoch, w.started_ms, w.deadline_ms]
+
+    def dec(x):
+        return None if x is None else Wait(*x)
+    return enc, dec
+
+
+def _codecs() -> tuple[tuple[str, ...], dict, dict]:
+    """Per field of KeyState, how it is stored, derived from its declared type: a Wait as a list,
+    a dict of Waits as a dict of lists, everything else (str, int, bool, dicts of str/int) as is."""
+    import typing
+    hints = typing.get_type_hints(KeyState)
+    names = tuple(f.name for f in fields(KeyState) if f.name not in ("order", "held"))
+    enc_w, dec_w = _wait_codec()
+    enc, dec = {}, {}
+    for name in names:
+        t = hints[name]
+        args = typing.get_args(t)
+        if t == Wait | None:
+            enc[name], dec[name] = enc_w, dec_w
+        elif typing.get_origin(t) is dict and args[1] is Wait:
+            enc[name] = lambda d, e=enc_w: {k: e(w) for k, w in d.items()}
+            dec[name] = lambda d, x=dec_w: {k: x(v) for k, v in d.items()}
+        else:
+            enc[name] = dec[name] = lambda v: v
+    return names, enc, dec
+
+
+STATE_VERSION = 3  # 3: the batched router's layout (2026-12); a change of KeyState's fields bumps it
+STATE_FIELDS, _ENCODE, _DECODE = _codecs()
 
 
 # ------------------------------------------------------------------ outputs
@@ -164,6 +186,11 @@ class Home:
 class Forward:
     region: str
     env: Envelope
+    # Drop it if this region committed its event_id (the key was homed here), unless it carries
+    # `after`: the new home must see that flag.
+    unless_committed: bool = False
+    # An old home's answer to an acquire marker: `seen` gets this region's recent event_ids of the key.
+    with_seen: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,7 +201,14 @@ class Dead:
     source: str
 
 
-Out = Home | Forward | Dead
+@dataclass(frozen=True)
+class Remember:
+    """Event_ids another home committed for this key (its answer to an acquire marker): from now
+    on this region's dedup counts them as committed here."""
+    ids: tuple[str, ...]
+
+
+Out = Home | Forward | Dead | Remember
 
 
 class KeyRouter:
@@ -202,18 +236,18 @@ class KeyRouter:
 
     # ------------------------------------------------------------------ entry points
 
-    def on_item(self, ks: KeyState, seen: Seen, tables: TableHistory, item: Held, now: int) -> list[Out]:
+    def on_item(self, ks: KeyState, tables: TableHistory, item: Held, now: int) -> list[Out]:
         """A record (or marker) of this key arrived."""
         if ks.held:  # behind what already waits; the pump keeps lane order
             ks.held.append(item)
-            return self.pump(ks, seen, tables, now)
+            return self.pump(ks, tables, now)
         out: list[Out] = []
-        if not self._process(ks, seen, tables, item, now, out):
+        if not self._process(ks, tables, item, now, out):
             ks.held.append(item)
             self.count("holds", 1)
         return out
 
-    def pump(self, ks: KeyState, seen: Seen, tables: TableHistory, now: int) -> list[Out]:
+    def pump(self, ks: KeyState, tables: TableHistory, now: int) -> list[Out]:
         """Expire deadlines, then release held records that may go, in lane order (timers and new
         tables call this; so does every record that queues behind held ones)."""
         out: list[Out] = []
@@ -228,7 +262,7 @@ class KeyRouter:
                 lane = h.lane()
                 if lane in blocked and not self._for_me(h):
                     keep.append(h)
-                elif self._process(ks, seen, tables, h, now, out):
+                elif self._process(ks, tables, h, now, out):
                     progress = True
                 else:
                     blocked.add(lane)
@@ -254,7 +288,7 @@ class KeyRouter:
         if h.env is None:
             h.env = parse(h.raw, self.known, self.max_record_bytes)
 
-    def _process(self, ks: KeyState, seen: Seen, tables: TableHistory, h: Held, now: int, out: list[Out]) -> bool:
+    def _process(self, ks: KeyState, tables: TableHistory, h: Held, now: int, out: list[Out]) -> bool:
         """Route one record; False means it must wait (the caller holds it)."""
         self._parse(h)
         env = h.env
@@ -263,7 +297,7 @@ class KeyRouter:
             out.append(Dead(env.reason, env.detail, h.raw, h.source))
             return True
         if env.marker is None and self.committed is not None and self.committed(env.event_id):
-            self.count("dedup_dropped", 1)  # a replayed record some home committed before this start
+            self.count("replay_dropped", 1)  # a replayed record some home committed before this start
             return True
         table = tables.current
         if table is None:  # nothing is routed before the first table
@@ -282,7 +316,7 @@ class KeyRouter:
         if env.hops > 0 and env.epoch < table.epoch:
             self.count("records_stale", 1)  # routed under an older table: a move is still draining
         if env.marker is not None:
-            return self._marker(ks, seen, table, env, h, now, out)
+            return self._marker(ks, table, env, h, now, out)
         lane = h.lane()
         if home == self.region and self.ordered:
             self._maybe_acquire(ks, env.key, tables, now, out)
@@ -294,8 +328,8 @@ class KeyRouter:
         if env.after is not None and not self._flag_cleared(ks, env, lane, now):
             return False
         if home == self.region:
-            return self._home(ks, seen, table, env, h, now, out)
-        return self._forward(ks, seen, table, env, h, home, now, out)
+            return self._home(ks, table, env, h, now, out)
+        return self._forward(ks, table, env, h, home, now, out)
 
     def _flag_cleared(self, ks: KeyState, env: Envelope, lane: str, now: int) -> bool:
         mid, via = env.after
@@ -357,24 +391,19 @@ class KeyRouter:
         out.append(Forward(old, marker_envelope(key, m, now, table.epoch).forwarded(table.epoch, via=self.region)))
         self.count("handoff_started", 1)
 
-    def _home(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
+    def _home(self, ks, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
         ks.homed, ks.last_home = True, self.region
-        if seen.contains(env.event_id):
-            self.count("dedup_dropped", 1)
-            return True
-        seen.put(env.event_id, now)
         e = self._entry(env, h)
         late = self._late(ks, env, h, e, table)
         if e is not None:
             ks.order[e.region] = lanes.advance(ks.order.get(e.region), e)
-        self.count("records_home", 1)
         if late:
             self.count("records_late", 1)
         out.append(Home(env, table.epoch, now, now - h.arrived_ms, late, h.source,
                         h.entry or env.entry, h.entered_ms if h.entry else env.entered))
         return True
 
-    def _forward(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, home: str, now: int,
+    def _forward(self, ks, table: RoutingTable, env: Envelope, h: Held, home: str, now: int,
                  out: list[Out]) -> bool:
         if env.hops > 0 and env.epoch == table.epoch:
             # The sender had our epoch and still sent it here: two different tables carry one
@@ -389,9 +418,6 @@ class KeyRouter:
                             f"hop limit {self.max_hops} reached; home here is {home} at epoch {table.epoch}",
                             env.to_json(), h.source))
             return True
-        if ks.homed and seen.contains(env.event_id):
-            self.count("dedup_dropped", 1)  # we committed it while we were the key's home
-            return True
         ks.owned_since = ks.checked = 0
         after = None
         if self.ordered and ks.last_home not in ("", self.region, home) \
@@ -405,34 +431,35 @@ class KeyRouter:
         ks.last_home = home
         self.count(f"records_forwarded_{home.replace('-', '_')}", 1)
         late = self._suspect(ks, env, h, table)
+        # Committed here while the key was homed here? The runtime's dedup drops it then.
         out.append(Forward(home, env.forwarded(table.epoch, via=self.region, after=after, late=late,
-                                               entry=h.entry, entered=h.entered_ms)))
+                                               entry=h.entry, entered=h.entered_ms), unless_committed=ks.homed))
         return True
 
-    def _marker(self, ks, seen, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
+    def _marker(self, ks, table: RoutingTable, env: Envelope, h: Held, now: int, out: list[Out]) -> bool:
         m = env.marker
         if m.to != self.region:
             # On the old path: pass it on behind everything this region routed for the key.
             if env.hops >= self.max_hops or table.regions[m.to].state == "DOWN":
                 self.count("markers_dropped", 1)  # its waiter times out, bounded
                 return True
-            ids = tuple(seen.recent(MAX_SEEN_IDS)) if (m.acquire and ks.homed) else None
             order = dict(ks.order) if (m.acquire and ks.order) else None
             self.count("markers_forwarded", 1)
-            out.append(Forward(m.to, env.forwarded(table.epoch, via=self.region, seen=ids, order=order)))
+            out.append(Forward(m.to, env.forwarded(table.epoch, via=self.region, order=order),
+                               with_seen=m.acquire and ks.homed))
             return True
         ks.markers[m.id] = now
         if env.via:
             ks.late_via.pop(env.via, None)  # that path is drained now
         if ks.acquiring is not None and ks.acquiring.id == m.id:
-            self._take_over(ks, seen, env, now)
+            self._take_over(ks, env, out)
             self._done(ks.acquiring, now)
             # Verified through the epoch it moved here; later epochs are checked on the next record.
             ks.owned_since = ks.checked = ks.acquiring.epoch
             ks.acquiring = None
             del ks.markers[m.id]
         elif ks.unverified is not None and ks.unverified.id == m.id:
-            self._take_over(ks, seen, env, now)  # late, but from now on duplicates and order are checked again
+            self._take_over(ks, env, out)  # late, but from now on duplicates and order are checked again
             ks.unverified = None
         for lane, w in list(ks.awaiting.items()):
             if w.id == m.id:
@@ -443,11 +470,10 @@ class KeyRouter:
                 del ks.markers[mid]
         return True
 
-    def _take_over(self, ks: KeyState, seen, env: Envelope, now: int) -> None:
+    def _take_over(self, ks: KeyState, env: Envelope, out: list[Out]) -> None:
         """Merge what the old home answered: its recent event_ids and its marks per entry lane."""
-        for eid in env.seen or ():
-            if not seen.contains(eid):
-                seen.put(eid, now)
+        if env.seen:
+            out.append(Remember(env.seen))
         for lane, mark in (env.order or {}).items():
             merged = lanes.merge(ks.order.get(lane), mark)
             if merged is not None:

@@ -24,8 +24,10 @@ import random
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
+from udfs.committed import CommittedIds
 from udfs.envelope import Envelope
 from udfs.handoff import Dead, Forward, Held, Home, KeyRouter, KeyState
+from udfs.router_policy import RouterPolicy
 from udfs.ring import stable_hash
 from udfs.routing_table import RegionEntry, RoutingTable, TableHistory
 
@@ -33,25 +35,11 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
 SHARDS = 2
 
 
-class DictSeen:
-    def __init__(self, d: dict):
-        self.d = d
-
-    def contains(self, eid):
-        return eid in self.d
-
-    def put(self, eid, at):
-        self.d[eid] = at
-
-    def recent(self, n):
-        return [e for e, _ in sorted(self.d.items(), key=lambda kv: kv[1])[-n:]]
-
-
 @dataclass
 class RegionState:
     """Everything a regional job checkpoints."""
     keys: dict = field(default_factory=lambda: defaultdict(KeyState))
-    seen: dict = field(default_factory=lambda: defaultdict(dict))
+    committed: CommittedIds = field(default_factory=CommittedIds)  # the runtime's dedup (udfs/committed.py)
     tables: TableHistory = field(default_factory=TableHistory)
     pos: dict = field(default_factory=lambda: defaultdict(int))  # (stream, shard) -> next index
     sink: dict = field(default_factory=lambda: defaultdict(deque))  # (dst, key) -> FIFO of bytes
@@ -93,6 +81,11 @@ class Sim:
         self.seq = defaultdict(int)
         self.produced: dict[str, tuple[str, str, int]] = {}
         self.dead: list[Dead] = []
+        self.dead_sources = defaultdict(set)  # region -> sources it dead-lettered (its dead-letter stream)
+        # What each job decides besides a key's fate: made at its start, not checkpointed.
+        self.policy = {r: RouterPolicy(self.now, 200) for r in self.regions}
+        for p in self.policy.values():
+            p.table_read()
         self.pauses: list[int] = []
         self.counts = defaultdict(int)
         self.dup_rate = dup_rate
@@ -144,7 +137,7 @@ class Sim:
         item = Held(raw, f"{s}/{sh}/{st.pos[(s, sh)]}", self.now)
         if s == "ingest":
             item.entry, item.entered_ms = f"{region}/shardId-{sh}/{st.pos[(s, sh)]}", at
-        self._apply(region, key, self.routers[region].on_item(st.keys[key], DictSeen(st.seen[key]), st.tables,
+        self._apply(region, key, self.routers[region].on_item(st.keys[key], self.policy[region].tables(st.tables, self.now),
                                                               item, self.now))
         return True
 
@@ -152,11 +145,12 @@ class Sim:
         st = self.st[region]
         for key, ks in list(st.keys.items()):
             if ks.busy():
-                self._apply(region, key, self.routers[region].pump(ks, DictSeen(st.seen[key]), st.tables, self.now))
+                self._apply(region, key, self.routers[region].pump(ks, self.policy[region].tables(st.tables, self.now),
+                                                                   self.now))
 
     def _apply(self, region, key, outs):
         st = self.st[region]
-        for o in outs:
+        for o in st.committed.apply(key, outs, self.now):
             if isinstance(o, Home):
                 lane, _, pos = o.entry.split("/")
                 st.pending.append(Row(o.env.event_id, o.env.key, lane, int(pos), o.entered_ms, o.epoch,
@@ -164,7 +158,9 @@ class Sim:
             elif isinstance(o, Forward):
                 st.sink[(o.region, o.env.key)].append(o.env.to_json().encode())
             else:
-                self.dead.append(o)
+                if self.policy[region].write_dead_letter(o.source):
+                    self.dead.append(o)
+                    self.dead_sources[region].add(o.source)
 
     def flush(self, region: str) -> bool:
         """The region's forward sink writes the head record of one random key queue."""
@@ -177,7 +173,9 @@ class Sim:
         return True
 
     def adopt(self, region: str) -> bool:
+        """The region's routing feed polls: its router has a table read since its start."""
         st = self.st[region]
+        self.policy[region].table_read()
         if st.tables.current.epoch >= self.table.epoch:
             return False
         # Regions may skip versions (polling), but adopt in epoch order.
@@ -199,6 +197,7 @@ class Sim:
 
     def recover(self, region: str):
         self.st[region] = copy.deepcopy(self.ckpt[region])
+        self.policy[region] = RouterPolicy(self.now, 200)  # its restored table waits for a fresh one
         self.down.discard(region)
 
     def start_without_state(self, region: str, seed: str = "lake"):
@@ -209,6 +208,7 @@ class Sim:
         st = RegionState()
         st.tables.adopt(self.table)
         self.st[region] = st
+        self.policy[region] = RouterPolicy(self.now, 200, self.dead_sources[region].copy().__contains__)
         self.ckpt[region] = copy.deepcopy(st)
         self.routers[region] = KeyRouter(region, self.regions, committed=ids.__contains__, **self.router_args)
         self.down.discard(region)
@@ -347,8 +347,13 @@ class Sim:
 
 
 def Envelope_key(raw: bytes) -> str:
+    """The business key as the job's source schema reads it: "" when there is none to read."""
     import json
-    return json.loads(raw)["key"]
+    try:
+        key = json.loads(raw).get("key")
+    except (ValueError, AttributeError):
+        return ""
+    return key if isinstance(key, str) else ""
 
 
 def flip(sim: Sim, keys: list[str], to: str):

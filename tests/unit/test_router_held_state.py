@@ -1,114 +1,101 @@
-"""What the router writes to its held-records list state (jobs/functions.py, RouterFunction._store),
-counted with stand-ins for Flink's state handles. Records that queue behind a wait (no routing
-table yet, a hand-off) are appended: the list used to be rewritten whole on every arrival and on
-every retry timer (every 200 ms per held key), each rewrite converting every held record into
-Java, so holding n records of a key cost O(n^2) conversions."""
+"""What the batched router writes to its per-group state (jobs/router.py, BatchRouterFunction._store),
+counted with stand-ins for Flink's map state. Records that queue behind a wait (no routing table
+yet, a hand-off) are appended as one new chunk per call: a held list rewritten whole on every
+arrival made holding n records of a key cost O(n^2) conversions; one state call per state and
+call, however many keys the call touched; and what is stored loads back the same."""
 from __future__ import annotations
 
-from jobs.functions import RouterFunction
-from udfs.handoff import Held, KeyState
+from collections import OrderedDict
+
+from jobs.router import BatchRouterFunction, _Key
+from udfs.handoff import Held, KeyRouter, KeyState, Wait
 
 
-class _JavaMap:
-    def __init__(self, calls: list):
-        self.d, self.calls = {}, calls
+class _Map:
+    def __init__(self, calls: list, name: str):
+        self.d, self.calls, self.name = {}, calls, name
 
-    def put(self, k, v):
-        self.calls.append(("put", k))
-        self.d[k] = v
+    def get(self, k):
+        return self.d.get(k)
+
+    def put_all(self, m):
+        self.calls.append((self.name, "put_all", len(m)))
+        self.d.update(m)
+
+    def remove(self, k):
+        self.calls.append((self.name, "remove", k))
+        self.d.pop(k, None)
 
     def items(self):
         return list(self.d.items())
 
 
-class _JavaList:
-    def __init__(self, calls: list):
-        self.rows, self.calls = [], calls
-
-    def add_all(self, rows):
-        self.calls.append(("add_all", len(rows)))
-        self.rows += rows
-
-    def update(self, rows):
-        self.calls.append(("update", len(rows)))
-        self.rows = list(rows)
-
-    def clear(self):
-        self.calls.append(("clear", 0))
-        self.rows = []
-
-
-def _router_with_held(calls: list) -> RouterFunction:
-    r = RouterFunction.__new__(RouterFunction)
-    r.order, r.kstate, r.held, r._held_now = _JavaMap(calls), None, _JavaList(calls), 0
+def _router(calls: list) -> BatchRouterFunction:
+    r = BatchRouterFunction.__new__(BatchRouterFunction)
+    r.kstate, r.marks, r.held, r.busy = (_Map(calls, n) for n in ("kstate", "marks", "held", "busy"))
+    r._held_now, r._busy, r._tables, r._cache = 0, set(), None, OrderedDict()
+    r.core = KeyRouter("us-east-1", ("us-east-1", "eu-west-1"), 3, 10**6)
     return r
 
 
-def test_held_records_are_appended_not_rewritten_and_the_list_state_matches():
+def _waiting() -> _Key:
+    """A key loaded with nothing stored, which then waits for an acquisition."""
+    k = _Key(KeyState(), 0, None)
+    k.ks.acquiring = Wait("us-east-1:2", "eu-west-1", 2, 0, 10_000)
+    return k
+
+
+def test_held_records_are_appended_as_chunks_and_load_back_in_order():
     calls: list = []
-    r = _router_with_held(calls)
-    ks = KeyState()
-    r._cache = {"k": [ks, RouterFunction._core_view(ks), {}, []]}
-    for i in range(50):  # records queue behind a wait: one row crosses per record
-        before = len(ks.held)
-        ks.held.append(Held(b"x", f"s/0/{i}", i))
-        r._store("k", ks, before, True)
-    assert calls == [("add_all", 1)] * 50
-    assert [row[0] for row in r.held.rows] == [f"s/0/{i}" for i in range(50)]
-    r._store("k", ks, 50, True)  # a retry timer that released nothing writes nothing
-    assert len(calls) == 50
-    ks.held[3].late = "handoff-timeout:eu-west-1"  # a held record marked in place: rewritten
-    r._store("k", ks, 50, True)
-    assert calls[-1] == ("update", 50) and r.held.rows[3][3] == "handoff-timeout:eu-west-1"
-    ks.held = ks.held[10:]  # released from the front: rewritten
-    r._store("k", ks, 50, True)
-    assert calls[-1] == ("update", 40) and [row[0] for row in r.held.rows] == [f"s/0/{i}" for i in range(10, 50)]
-    ks.held = []
-    r._store("k", ks, 40, True)
-    assert calls[-1] == ("clear", 0) and r.held.rows == []
-    n = len(calls)
-    r._store("k", ks, 0, True)  # still empty: nothing to write
-    assert len(calls) == n
+    r = _router(calls)
+    k = _waiting()
+    ks = k.ks
+    for i in range(0, 50, 5):  # five records arrive per call
+        calls.clear()
+        ks.held += [Held(b"x", f"s/0/{j}", j) for j in range(i, i + 5)]
+        r._store({"k": k}, 1_000)
+        assert ("held", "put_all", 1) in calls and not any(c[1] == "remove" for c in calls)
+    assert k.chunks == 10 and r._held_now == 50
+    assert r.busy.d["k"].endswith(",10") and "k" in r._busy
+    r._cache = OrderedDict()
+    again = r._load("k").ks
+    assert [h.source for h in again.held] == [f"s/0/{j}" for j in range(50)] and again.acquiring == ks.acquiring
+    calls.clear()
+    r._store({"k": k}, 1_000)  # nothing changed: only the deadline is written again
+    assert calls == [("busy", "put_all", 1)]
 
 
-def test_control_a_key_loaded_without_its_stored_list_is_rewritten():
+def test_a_release_from_the_front_rewrites_one_chunk_and_an_empty_key_leaves_no_state():
     calls: list = []
-    r = _router_with_held(calls)
-    ks = KeyState()
-    ks.held = [Held(b"x", "s/0/1", 1)]
-    r._cache = {"k": [ks, RouterFunction._core_view(ks), {}, None]}  # what was stored is unknown
-    r._store("k", ks, 1, True)
-    assert calls == [("update", 1)]
+    r = _router(calls)
+    k = _waiting()
+    ks = k.ks
+    ks.held = [Held(b"x", f"s/0/{j}", j) for j in range(6)]
+    r._store({"k": k}, 1_000)
+    ks.held += [Held(b"y", f"s/0/{j}", j) for j in range(6, 9)]  # added in a second call
+    r._store({"k": k}, 1_000)
+    calls.clear()
+    ks.held = ks.held[4:]
+    r._store({"k": k}, 1_000)
+    assert {c for c in calls if c[1] == "remove"} == {("held", "remove", "k\x1f0"), ("held", "remove", "k\x1f1")}
+    assert list(r.held.d) == ["k\x1f0"] and k.chunks == 1
+    r._cache = OrderedDict()
+    assert [h.source for h in r._load("k").ks.held] == [f"s/0/{j}" for j in range(4, 9)]
+    ks.held, ks.acquiring = [], None
+    r._store({"k": k}, 1_000)
+    assert r.held.d == {} and r.busy.d == {} and "k" not in r._busy and r._held_now == 0
 
 
-class _Value:
-    def value(self):
-        return None
-
-
-class _ListOf(_JavaList):
-    def __init__(self, calls: list, rows: list):
-        super().__init__(calls)
-        self.rows = rows
-
-    def get(self):
-        return list(self.rows)
-
-
-def test_records_held_in_the_layout_before_entry_lanes_are_moved_once_and_keep_their_place():
-    """A snapshot taken before 2026-12-04 holds records as (source, data, arrived, late): the first
-    load of the key moves them into the new list (entry unknown), in order, and clears the old."""
-    from pyflink.common import Row
+def test_one_state_call_per_state_however_many_keys_a_call_touches():
     calls: list = []
-    r = _router_with_held(calls)
-    r.kstate = _Value()
-    r.held = _ListOf(calls, [])
-    r.held_v1 = _ListOf(calls, [Row("s/0/1", b"a", 1, None), Row("s/0/2", b"b", 2, "handoff-timeout:eu-west-1")])
-    r._cache = {}
-    ks = r._load("k")
-    assert [(h.raw, h.source, h.arrived_ms, h.late, h.entry) for h in ks.held] == \
-        [(b"a", "s/0/1", 1, None, None), (b"b", "s/0/2", 2, "handoff-timeout:eu-west-1", None)]
-    assert r.held_v1.rows == [] and [row[0] for row in r.held.rows] == ["s/0/1", "s/0/2"]
-    assert len(r.held.rows[0]) == 6, "stored in the new layout"
-    r._cache = {}
-    assert [h.source for h in r._load("k").held] == ["s/0/1", "s/0/2"], "loaded again: from the new list only"
+    r = _router(calls)
+    touched = {}
+    for i in range(20):
+        ks = KeyState(last_home="us-east-1", homed=True)
+        ks.order = {"us-east-1": f"shardId-0/{i}/{i}"}
+        touched[f"k{i}"] = _Key(KeyState(), 0, None)
+        touched[f"k{i}"].ks = ks
+    r._store(touched, 1_000)
+    assert sorted(calls) == [("kstate", "put_all", 20), ("marks", "put_all", 20)]
+    r._cache = OrderedDict()
+    assert r._load("k7").ks.order == {"us-east-1": "shardId-0/7/7"} and r._load("k7").ks.homed

@@ -21,6 +21,8 @@ import org.apache.flink.util.OutputTag;
 public final class RouterOutputSplitter extends ProcessFunction<Row, Row> {
     private static final long serialVersionUID = 1L;
     public static final int LAKE_OFFSET = 3;
+    /** The destination of dead letters (jobs/rows.py DEAD_LETTER_DEST). */
+    public static final String DEAD_LETTER = "dead-letter";
     public static final TypeInformation<Row> KINESIS_OUT =
             Types.ROW_NAMED(new String[] {"partition_key", "data"}, Types.STRING, Types.STRING);
 
