@@ -44,9 +44,11 @@ def unpack_router_output(routed: DataStream, settings: Settings) -> DataStream:
     jvm = get_gateway().jvm
     flink = jvm.dev.homeflow.flink
     lake_fields = len(rows.LAKE.get_field_names())
+    # A chain of its own: the Python router and the Java path to the lake run on two threads (the
+    # edge between them carries one byte array per call, cheap to hand over).
     entries = routed._j_data_stream.flatMap(flink.RouterBatchUnpacker(lake_fields, settings.job.region),
                                             rows.ROUTED_ENTRY.get_java_type_info()) \
-        .uid("router-unbatch").name("router-unbatch")
+        .uid("router-unbatch").name("router-unbatch").startNewChain()
     by_key = jvm.org.apache.flink.streaming.api.datastream.DataStreamUtils.reinterpretAsKeyedStream(
         entries, flink.RouterBatchUnpacker.BusinessKey(lake_fields), Types.ROW([Types.STRING()]).get_java_type_info())
     dedup = flink.CommittedEventDedup(3 + lake_fields, settings.job.dedup_ttl_hours * 3_600_000, MAX_SEEN_IDS)

@@ -27,7 +27,7 @@ from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeC
 from pyflink.datastream.state import MapStateDescriptor
 
 from jobs.functions import HISTORY_KEY, METRIC_GROUP, ROUTING_STATE, TRACE_KEY, _Counters, state_ttl
-from udfs import batch_codec
+from udfs import batch_codec, lanes
 from udfs.handoff import Dead, Held, Home, KeyRouter, KeyState
 from udfs.router_policy import RouterPolicy
 from udfs.routing_table import RoutingTable, RoutingTableError, TableHistory, accept
@@ -225,7 +225,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
             return k
         ks = KeyState.decode(self.kstate.get(key))
         marks = self.marks.get(key)
-        ks.order = json.loads(marks) if marks else {}
+        ks.order = lanes.marks_of(json.loads(marks)) if marks else {}
         busy = self.busy.get(key)
         deadline, chunks = (int(x) for x in busy.split(",")) if busy else (None, 0)
         for i in range(chunks):
@@ -295,7 +295,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
                 core[key] = ks.encode()
                 k.view = view
             if ks.order != k.marks:
-                marks[key] = json.dumps(ks.order, separators=(",", ":"))
+                marks[key] = json.dumps(lanes.marks_text(ks.order), separators=(",", ":"))
                 k.marks = dict(ks.order)
             before = len(k.held)
             if len(ks.held) != before or any(h is not s or h.late != late for h, (s, late) in zip(ks.held, k.held)):

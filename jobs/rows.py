@@ -24,7 +24,7 @@ ROUTED = Types.ROW_NAMED(["dest", "partition_key", "data", *LAKE.get_field_names
 LAKE_NONE = (None,) * len(LAKE.get_field_names())
 # The router's decisions unpacked in Java (dev.homeflow.flink.RouterBatchUnpacker): a ROUTED row and
 # the control fields its dedup step reads (business key, kind, event_id, flags, event_ids as JSON).
-ROUTED_ENTRY = Types.ROW_NAMED([*ROUTED.get_field_names(), "business_key", "kind", "event_id", "flags", "ids"],
+ROUTED_ENTRY = Types.ROW_NAMED([*ROUTED.get_field_names(), "c_key", "c_kind", "c_event_id", "c_flags", "c_ids"],
                                [*ROUTED.get_field_types(), Types.STRING(), Types.STRING(), Types.STRING(),
                                 Types.INT(), Types.STRING()])
 # A key group's records packed for the router (dev.homeflow.flink.KeyGroupBatcher, udfs/batch_codec.py),

@@ -62,6 +62,7 @@ from typing import Callable, Iterable
 
 from udfs import lanes
 from udfs.envelope import Envelope, Marker, Rejection, marker_envelope, parse
+from udfs.kpl import position
 from udfs.lanes import Entry
 from udfs.routing_table import RoutingTable, TableHistory
 
@@ -104,7 +105,7 @@ class KeyState:
     awaiting: dict[str, Wait] = field(default_factory=dict)  # lane (sender) -> its marker
     markers: dict[str, int] = field(default_factory=dict)  # marker id -> ms it arrived (-1: given up)
     late_via: dict[str, str] = field(default_factory=dict)  # old home -> why its stragglers are late
-    order: dict[str, str] = field(default_factory=dict)  # entry lane -> its mark here (udfs/lanes.py)
+    order: dict[str, lanes.Mark] = field(default_factory=dict)  # entry lane -> its mark here (udfs/lanes.py)
     held: list[Held] = field(default_factory=list)
 
     def busy(self) -> bool:
@@ -342,12 +343,13 @@ class KeyRouter:
     def _entry(self, env: Envelope, h: Held) -> Entry | None:
         """Where the record entered: here if this router read it from its ingest stream (a redrive
         enters again), else as the router that did said."""
-        if h.entry is not None:
-            e = Entry.parse(h.entry, h.entered_ms)
+        if h.entry is not None:  # written by the job's own reader: well formed
+            region, shard, seq = h.entry.split("/")
+            e = Entry(region, shard, seq, h.entered_ms, position(seq))
         else:
             e = Entry.parse(env.entry, env.entered)
         if e is not None and self.by_origin:  # the control: one sequence space per declared origin
-            return Entry(env.origin, "-", e.seq, e.at)
+            return Entry(env.origin, "-", e.seq, e.at, e.pos)
         return e
 
     def _suspect(self, ks: KeyState, env: Envelope, h: Held, table: RoutingTable) -> str | None:
@@ -443,7 +445,7 @@ class KeyRouter:
             if env.hops >= self.max_hops or table.regions[m.to].state == "DOWN":
                 self.count("markers_dropped", 1)  # its waiter times out, bounded
                 return True
-            order = dict(ks.order) if (m.acquire and ks.order) else None
+            order = lanes.marks_text(ks.order) if (m.acquire and ks.order) else None
             self.count("markers_forwarded", 1)
             out.append(Forward(m.to, env.forwarded(table.epoch, via=self.region, order=order),
                                with_seen=m.acquire and ks.homed))

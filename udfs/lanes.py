@@ -20,16 +20,40 @@ lanes), nobody can know the order, and the checks below answer "yes, it may be o
 a row is marked rather than an inversion hidden.
 
 A home keeps, per key and lane, a *mark*: the highest entry position it committed and the latest
-entry time among those rows, as text `shard/sequence/entered_ms` (entered may be empty).
+entry time among those rows; stored and sent as text `shard/sequence/entered_ms` (entered may be
+empty), kept parsed while the key is routed (this runs for every home record).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from functools import lru_cache
+
 from udfs.kpl import is_position, position
 
 _SHARD_NUMBER = re.compile(r"(\d+)$")
+
+
+@lru_cache(maxsize=4096)
+def _shard_number(shard: str) -> int | None:
+    m = _SHARD_NUMBER.search(shard)
+    return int(m.group(1)) if m else None
+
+
+def _after(shard_a: str, pos_a: tuple, shard_b: str, pos_b: tuple) -> bool | None:
+    if shard_a == shard_b:
+        return pos_a > pos_b
+    na, nb = _shard_number(shard_a), _shard_number(shard_b)
+    if na is None or nb is None:
+        return None
+    return na > nb
+
+
+def after(shard_a: str, seq_a: str, shard_b: str, seq_b: str) -> bool | None:
+    """Whether position a comes after position b in one lane; None when the two cannot be
+    compared (shard ids without a number)."""
+    return _after(shard_a, position(seq_a), shard_b, position(seq_b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +62,7 @@ class Entry:
     shard: str
     seq: str  # "sequence[:subsequence]"
     at: int | None  # ApproximateArrivalTimestamp, epoch ms
+    pos: tuple = ()  # position(seq), for comparing
 
     def text(self) -> str:
         """`region/shard/seq`: the envelope's `entry` field and the lake's `entry` column."""
@@ -50,27 +75,11 @@ class Entry:
         parts = text.split("/")
         if len(parts) != 3 or not all(parts) or not is_position(parts[2]):
             return None
-        return Entry(parts[0], parts[1], parts[2], at)
+        return Entry(parts[0], parts[1], parts[2], at, position(parts[2]))
 
 
 def valid_entry(text: str) -> bool:
     return Entry.parse(text, None) is not None
-
-
-def _shard_number(shard: str) -> int | None:
-    m = _SHARD_NUMBER.search(shard)
-    return int(m.group(1)) if m else None
-
-
-def after(shard_a: str, seq_a: str, shard_b: str, seq_b: str) -> bool | None:
-    """Whether position a comes after position b in one lane; None when the two cannot be
-    compared (shard ids without a number)."""
-    if shard_a == shard_b:
-        return position(seq_a) > position(seq_b)
-    na, nb = _shard_number(shard_a), _shard_number(shard_b)
-    if na is None or nb is None:
-        return None
-    return na > nb
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,57 +87,69 @@ class Mark:
     shard: str
     seq: str
     at: int | None  # latest entry time of the lane's rows committed here
+    pos: tuple = ()
 
     def text(self) -> str:
         return f"{self.shard}/{self.seq}/{'' if self.at is None else self.at}"
 
     @staticmethod
     def parse(text: str) -> "Mark | None":
-        parts = text.split("/")
+        parts = text.split("/") if isinstance(text, str) else ()
         if len(parts) != 3 or not parts[0] or not is_position(parts[1]) or (parts[2] and not parts[2].isdigit()):
             return None
-        return Mark(parts[0], parts[1], int(parts[2]) if parts[2] else None)
+        return Mark(parts[0], parts[1], int(parts[2]) if parts[2] else None, position(parts[1]))
 
 
 def valid_mark(text: str) -> bool:
-    return isinstance(text, str) and Mark.parse(text) is not None
+    return Mark.parse(text) is not None
 
 
-def behind(mark_text: str | None, e: Entry) -> bool:
+def behind(m: Mark | None, e: Entry) -> bool:
     """A record of the lane that entered after `e` was committed already (same-lane inversion).
     Incomparable positions are not evidence: a lane's own order is known exactly or not at all."""
-    m = Mark.parse(mark_text) if mark_text else None
-    return m is not None and after(m.shard, m.seq, e.shard, e.seq) is True
+    return m is not None and _after(m.shard, m.pos, e.shard, e.pos) is True
 
 
-def overtaken(marks: dict[str, str], e: Entry | None, skew_ms: int) -> bool:
+def overtaken(marks: dict[str, Mark], e: Entry | None, skew_ms: int) -> bool:
     """Whether a record of the key that entered after `e` through another lane may have been
     committed already. Conservative: unknown times count as later."""
     if e is None:
         return bool(marks)
-    for lane, text in marks.items():
+    for lane, m in marks.items():
         if lane == e.region:
             continue
-        m = Mark.parse(text)
-        if m is None or m.at is None or e.at is None or m.at > e.at - skew_ms:
+        if m.at is None or e.at is None or m.at > e.at - skew_ms:
             return True
     return False
 
 
-def advance(mark_text: str | None, e: Entry) -> str:
+def advance(m: Mark | None, e: Entry) -> Mark:
     """The lane's mark after committing `e`."""
-    m = Mark.parse(mark_text) if mark_text else None
     if m is None:
-        return Mark(e.shard, e.seq, e.at).text()
-    newer = after(e.shard, e.seq, m.shard, m.seq)
-    shard, seq = (e.shard, e.seq) if newer else (m.shard, m.seq)
+        return Mark(e.shard, e.seq, e.at, e.pos)
+    newer = _after(e.shard, e.pos, m.shard, m.pos)
     at = m.at if e.at is None else e.at if m.at is None else max(m.at, e.at)
-    return Mark(shard, seq, at).text()
+    if newer:
+        return Mark(e.shard, e.seq, at, e.pos)
+    return m if at == m.at else Mark(m.shard, m.seq, at, m.pos)
 
 
-def merge(mine: str | None, theirs: str) -> str | None:
-    """Two homes' marks of one lane (a hand-off passes the old home's on): the later of each."""
+def merge(mine: Mark | None, theirs: str) -> Mark | None:
+    """Two homes' marks of one lane (a hand-off passes the old home's on, as text): the later of each."""
     t = Mark.parse(theirs)
     if t is None:
         return mine
-    return advance(mine, Entry("", t.shard, t.seq, t.at))
+    return advance(mine, Entry("", t.shard, t.seq, t.at, t.pos))
+
+
+def marks_text(marks: dict[str, Mark]) -> dict[str, str]:
+    return {lane: m.text() for lane, m in marks.items()}
+
+
+def marks_of(texts: dict[str, str]) -> dict[str, Mark]:
+    out = {}
+    for lane, t in texts.items():
+        m = Mark.parse(t)
+        if m is not None:
+            out[lane] = m
+    return out

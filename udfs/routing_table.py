@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from udfs.ring import HashRing
 
 STATES = ("ACTIVE", "DRAINING", "DOWN")
+HOME_CACHE = 100_000  # keys whose home a table remembers (the ring's hash is the router's hot path)
 MAX_WEIGHT = 100
 
 
@@ -42,12 +43,20 @@ class RoutingTable:
         if not active:
             raise RoutingTableError("no ACTIVE region with weight > 0")
         object.__setattr__(self, "_ring", HashRing(active, self.vnodes_per_weight))
+        object.__setattr__(self, "_homes", {})
 
     def home_of(self, key: str) -> str:
-        region = self.overrides.get(key)
-        if region is not None and self.regions[region].state != "DOWN":
-            return region
-        return self._ring.owner(key)  # type: ignore[attr-defined]
+        home = self._homes.get(key)  # type: ignore[attr-defined]
+        if home is None:
+            region = self.overrides.get(key)
+            if region is not None and self.regions[region].state != "DOWN":
+                home = region
+            else:
+                home = self._ring.owner(key)  # type: ignore[attr-defined]
+            if len(self._homes) >= HOME_CACHE:  # type: ignore[attr-defined]
+                self._homes.clear()  # type: ignore[attr-defined]
+            self._homes[key] = home  # type: ignore[attr-defined]
+        return home
 
     def to_doc(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 from jobs.router import BatchRouterFunction, _Key
 from udfs.handoff import Held, KeyRouter, KeyState, Wait
+from udfs.lanes import Mark
 
 
 class _Map:
@@ -92,10 +93,10 @@ def test_one_state_call_per_state_however_many_keys_a_call_touches():
     touched = {}
     for i in range(20):
         ks = KeyState(last_home="us-east-1", homed=True)
-        ks.order = {"us-east-1": f"shardId-0/{i}/{i}"}
+        ks.order = {"us-east-1": Mark.parse(f"shardId-0/{i}/{i}")}
         touched[f"k{i}"] = _Key(KeyState(), 0, None)
         touched[f"k{i}"].ks = ks
     r._store(touched, 1_000)
     assert sorted(calls) == [("kstate", "put_all", 20), ("marks", "put_all", 20)]
     r._cache = OrderedDict()
-    assert r._load("k7").ks.order == {"us-east-1": "shardId-0/7/7"} and r._load("k7").ks.homed
+    assert r._load("k7").ks.order == {"us-east-1": Mark.parse("shardId-0/7/7")} and r._load("k7").ks.homed

@@ -145,7 +145,14 @@ public final class JavaOnlyPipeline {
         @Override
         public void open(Configuration parameters) {
             MapStateDescriptor<String, Boolean> d = new MapStateDescriptor<>("seen", Types.STRING, Types.BOOLEAN);
-            d.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofHours(24)).build());
+            // The TTL homeflow's dedup has (CommittedEventDedup): the same cleanup, so that the two
+            // pipelines differ in what they do, not in how their state is configured.
+            d.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofHours(24))
+                    .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                    .disableCleanupInBackground()
+                    .cleanupInRocksdbCompactFilter(1000)
+                    .build());
             seen = getRuntimeContext().getMapState(d);
         }
 
@@ -172,6 +179,14 @@ public final class JavaOnlyPipeline {
             row.setField(8, payload == null || payload.isNull() ? null : StringData.fromString(payload.toString()));
             row.setField(9, StringData.fromString(rec.getField(0) + "/" + rec.getField(1) + "/" + rec.getField(2)));
             row.setField(10, System.currentTimeMillis());
+            // The columns homeflow writes beside them (held_ms, entry, entered_at), so that both
+            // pipelines write the same Parquet (the entry's unique sequence numbers cost dictionary
+            // and statistics work that the comparison must include).
+            if (arity > 14) {
+                row.setField(11, 0L);
+                row.setField(13, StringData.fromString(region + "/" + rec.getField(1) + "/" + rec.getField(2)));
+                row.setField(14, rec.getField(4));
+            }
             out.collect(row);
         }
     }
