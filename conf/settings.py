@@ -95,6 +95,7 @@ class JobSettings:
     checkpoint_dir: str | None  # local runs: durable checkpoints (ignored on Managed Flink)
     order_lanes: str = "entry"  # entry (udfs/lanes.py) | origin (the control: marks by declared origin)
     order_skew_ms: int = 100  # how far two regions' Kinesis arrival times may disagree
+    max_parallelism: int = 128  # key groups: the most the job can be rescaled to (fixed with its state)
     batch_max_records: int = 256  # records of one key group per Python call, at most
     batch_max_ms: int = 50  # the longest a record waits for its batch to fill
     batch_max_bytes: int = 1 << 20
@@ -221,6 +222,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         # a batch leaves when it holds this many records, this many bytes, when its first record
         # has waited this long, and before every checkpoint barrier.
         "batch.max.records": (_int(1, 100_000), 256),
+        # The number of key groups (Flink's max parallelism): the most the job can be rescaled to.
+        # Part of the state's shape: a savepoint restores only with the value it was taken with.
+        # 128 is what Flink chose for these jobs before it was a setting.
+        "max.parallelism": (_int(1, 32_768), 128),
         "batch.max.ms": (_int(1, 10_000), 50),
         "batch.max.bytes": (_int(64 * 1024, 64 * 1024 * 1024), 1 << 20),
     },
@@ -306,6 +311,9 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
         raise ConfigError(f"homeflow.job/region: {j['region']!r} is not in homeflow.job/regions {j['regions']}")
     if (a["access.key.id"] is None) != (a["secret.access.key"] is None):
         raise ConfigError("homeflow.aws/secret.access.key: set both access.key.id and secret.access.key, or neither")
+    if j["parallelism"] > j["max.parallelism"]:
+        raise ConfigError(f"homeflow.job/max.parallelism: {j['max.parallelism']} is below homeflow.job/parallelism "
+                          f"{j['parallelism']}")
     if len({s["ingest"], s["forward"], s["dead.letter"]}) != 3:
         raise ConfigError("homeflow.streams/forward: ingest, forward and dead.letter streams must differ")
     return Settings(
@@ -321,7 +329,7 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
             dedup_seed=j["dedup.seed"], checkpoint_dir=j["checkpoint.dir"],
             order_lanes=j["order.lanes"], order_skew_ms=j["order.skew.ms"],
             batch_max_records=j["batch.max.records"], batch_max_ms=j["batch.max.ms"],
-            batch_max_bytes=j["batch.max.bytes"],
+            batch_max_bytes=j["batch.max.bytes"], max_parallelism=j["max.parallelism"],
         ),
         aws=AwsSettings(a["endpoint"], a["access.key.id"], a["secret.access.key"], a["account.id"]),
         streams=StreamSettings(s["ingest"], s["forward"], s["dead.letter"], s["initial.position"],

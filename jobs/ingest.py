@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         conf.set_string("rest.bind-address", "127.0.0.1")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(settings.job.parallelism)
+    env.set_max_parallelism(settings.job.max_parallelism)
     env.enable_checkpointing(settings.job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     build(env, settings, groups)
     try:

@@ -44,7 +44,7 @@ class CommittedIds:
                 if o.unless_committed and o.env.after is None and o.env.event_id in ids:
                     continue
                 if o.with_seen:
-                    o = replace(o, env=replace(o.env, seen=self.recent(key)), with_seen=False)
+                    o = o._replace(env=replace(o.env, seen=self.recent(key)), with_seen=False)
             elif isinstance(o, Remember):
                 for e in o.ids:
                     ids.setdefault(e, now)

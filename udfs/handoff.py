@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from udfs import lanes
 from udfs.envelope import Envelope, Marker, Rejection, marker_envelope, parse
@@ -69,7 +69,7 @@ from udfs.routing_table import RoutingTable, TableHistory
 MARKER_MEMORY_MS = 3_600_000  # how long a marker that came before its flagged record is remembered
 
 
-@dataclass
+@dataclass(slots=True)
 class Held:
     raw: bytes
     source: str  # stream/shard/sequence as read
@@ -169,10 +169,10 @@ STATE_FIELDS, _ENCODE, _DECODE = _codecs()
 
 
 # ------------------------------------------------------------------ outputs
+# Named tuples: one of these is made for every record routed.
 
 
-@dataclass(frozen=True)
-class Home:
+class Home(NamedTuple):
     env: Envelope
     epoch: int  # routing epoch under which this region accepted it as home
     routed_at: int
@@ -183,8 +183,7 @@ class Home:
     entered_ms: int | None = None
 
 
-@dataclass(frozen=True)
-class Forward:
+class Forward(NamedTuple):
     region: str
     env: Envelope
     # Drop it if this region committed its event_id (the key was homed here), unless it carries
@@ -194,16 +193,14 @@ class Forward:
     with_seen: bool = False
 
 
-@dataclass(frozen=True)
-class Dead:
+class Dead(NamedTuple):
     reason: str
     detail: str
     raw: bytes | str
     source: str
 
 
-@dataclass(frozen=True)
-class Remember:
+class Remember(NamedTuple):
     """Event_ids another home committed for this key (its answer to an acquire marker): from now
     on this region's dedup counts them as committed here."""
     ids: tuple[str, ...]

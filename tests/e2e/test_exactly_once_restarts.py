@@ -35,8 +35,12 @@ REST_PORT = 18096
 
 def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
     # The job compacts its table every 5 commits: kills also land during rewrites (lock held,
-    # rewrite files written but not committed), which a restore must get through.
-    sb = Sandbox(tmp_path, 4596, ["us-east-1"], lake={"compact.commits": "5", "compact.min.interval.ms": "3000"}).up()
+    # rewrite files written but not committed), which a restore must get through. One key group
+    # (max.parallelism 1) and batches that wait up to 2 s: every batch packs many keys, whose
+    # records after each restore are held (until a fresh routing table) behind the group's timer,
+    # and every kill lands in the middle of a batch.
+    sb = Sandbox(tmp_path, 4596, ["us-east-1"], lake={"compact.commits": "5", "compact.min.interval.ms": "3000"},
+                 **{"max.parallelism": "1", "batch.max.ms": "2000", "batch.max.records": "5000"}).up()
     ckpt = tmp_path / "ckpt"
     rng = random.Random(2024)
     all_evs = list(events("us-east-1", 12_000, 30, seed=909))

@@ -38,6 +38,13 @@ def test_local_properties_are_valid():
     ("homeflow.lake/expire.older.than.ms", "500", "homeflow.lake/expire.older.than.ms: must be in 1000..2592000000, got 500 (or 0"),
     ("homeflow.lake/expire.retain.last", "0", "homeflow.lake/expire.retain.last: must be in 1..100000"),
     ("homeflow.lake/expire.interval.ms", "-1", "homeflow.lake/expire.interval.ms: must be in 1000.."),
+    ("homeflow.job/dedup.seed", "everything", "homeflow.job/dedup.seed: must be one of"),
+    ("homeflow.job/order.lanes", "shard", "homeflow.job/order.lanes: must be one of"),
+    ("homeflow.job/order.skew.ms", "-5", "homeflow.job/order.skew.ms: must be in 0..60000"),
+    ("homeflow.job/batch.max.records", "0", "homeflow.job/batch.max.records: must be in 1..100000"),
+    ("homeflow.job/batch.max.ms", "a while", "homeflow.job/batch.max.ms: must be an integer"),
+    ("homeflow.job/batch.max.bytes", "1024", "homeflow.job/batch.max.bytes: must be in 65536.."),
+    ("homeflow.job/max.parallelism", "0", "homeflow.job/max.parallelism: must be in 1..32768"),
 ])
 def test_bad_property_is_named(path, value, needle):
     with pytest.raises(ConfigError) as e:
@@ -66,6 +73,17 @@ def test_expiry_is_on_by_default_and_can_be_turned_off():
     assert (s.expire_older_than_ms, s.expire_retain_last, s.expire_interval_ms) == (600_000, 10, 300_000)
     g.setdefault("homeflow.lake", {})["expire.older.than.ms"] = "0"
     assert settings_from_groups(g).lake.expire_older_than_ms == 0
+
+
+def test_order_and_batching_defaults():
+    j = settings_from_groups(groups()).job
+    assert (j.order_lanes, j.order_skew_ms, j.dedup_seed) == ("entry", 100, "lake")
+    assert (j.batch_max_records, j.batch_max_ms, j.batch_max_bytes) == (256, 50, 1 << 20)
+
+
+def test_max_parallelism_bounds_parallelism():
+    with pytest.raises(ConfigError, match="homeflow.job/max.parallelism: 2 is below homeflow.job/parallelism 4"):
+        settings_from_groups(groups(), {"homeflow.job/max.parallelism": "2", "homeflow.job/parallelism": "4"})
 
 
 def test_missing_required_property_is_named():

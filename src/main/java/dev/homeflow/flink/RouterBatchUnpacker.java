@@ -4,7 +4,8 @@ import java.io.IOException;
 import org.apache.flink.api.common.functions.RichFlatMapFunction;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonGenerator;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
@@ -72,14 +73,6 @@ public final class RouterBatchUnpacker extends RichFlatMapFunction<byte[], Row> 
         return r;
     }
 
-    private static String text(JsonNode n) {
-        return n == null || n.isNull() ? null : n.asText();
-    }
-
-    private static Long number(JsonNode n) {
-        return n == null || n.isNull() ? null : n.asLong();
-    }
-
     @Override
     public void flatMap(byte[] batch, Collector<Row> out) throws IOException {
         for (Row r : unpack(batch)) {
@@ -87,48 +80,87 @@ public final class RouterBatchUnpacker extends RichFlatMapFunction<byte[], Row> 
         }
     }
 
-    /** The rows of one call's decisions, in order. */
+    /** The rows of one call's decisions, in order. Read with a streaming parser: a JSON tree per
+     * call cost more than the rest of this operator. */
     public java.util.List<Row> unpack(byte[] batch) throws IOException {
         java.util.List<Row> out = new java.util.ArrayList<>();
         int c = 3 + lakeFields;
-        for (JsonNode e : JSON.readTree(batch)) {
-            String kind = e.get(0).asText();
-            String key = e.get(1).asText();
-            Row r;
-            switch (kind) {
-                case "H": {
-                    r = row("", null, null);
-                    long ts = e.get(3).asLong();
-                    JsonNode payload = e.get(7);
-                    Object[] lake = {e.get(2).asText(), key, ts, ts, e.get(4).asText(), e.get(5).asInt(),
-                        e.get(6).asLong(), region, payload == null || payload.isNull() ? null : JSON.writeValueAsString(payload),
-                        e.get(8).asText(), number(e.get(9)), number(e.get(10)), text(e.get(11)), text(e.get(12)),
-                        number(e.get(13))};
-                    for (int i = 0; i < lake.length && i < lakeFields; i++) {
-                        r.setField(3 + i, lake[i]);
+        try (JsonParser p = JSON.getFactory().createParser(batch)) {
+            expect(p.nextToken(), JsonToken.START_ARRAY);
+            while (p.nextToken() == JsonToken.START_ARRAY) {
+                String kind = string(p);
+                String key = string(p);
+                Row r;
+                switch (kind) {
+                    case "H": {
+                        r = row("", null, null);
+                        String id = string(p);
+                        long ts = number(p);
+                        Object[] lake = {id, key, ts, ts, string(p), (int) number(p), number(p), region, value(p),
+                            string(p), optionalNumber(p), optionalNumber(p), string(p), string(p), optionalNumber(p)};
+                        for (int i = 0; i < lake.length && i < lakeFields; i++) {
+                            r.setField(3 + i, lake[i]);
+                        }
+                        r.setField(c + 2, id);
+                        break;
                     }
-                    r.setField(c + 2, e.get(2).asText());
-                    break;
+                    case "F": {
+                        String dest = string(p);
+                        r = row(dest, key, value(p));
+                        r.setField(c + 2, string(p));
+                        r.setField(c + 3, (int) number(p));
+                        break;
+                    }
+                    case "D": {
+                        String reason = string(p);
+                        r = row(RouterOutputSplitter.DEAD_LETTER, reason, string(p));
+                        break;
+                    }
+                    case "S":
+                        r = row(null, null, null);
+                        r.setField(c + 4, value(p));
+                        break;
+                    default:
+                        throw new IllegalArgumentException("unknown router entry kind " + kind);
                 }
-                case "F":
-                    r = row(e.get(2).asText(), key, JSON.writeValueAsString(e.get(3)));
-                    r.setField(c + 2, e.get(4).asText());
-                    r.setField(c + 3, e.get(5).asInt());
-                    break;
-                case "D":
-                    r = row(RouterOutputSplitter.DEAD_LETTER, e.get(2).asText(), e.get(3).asText());
-                    break;
-                case "S":
-                    r = row(null, null, null);
-                    r.setField(c + 4, e.get(2).toString());
-                    break;
-                default:
-                    throw new IllegalArgumentException("unknown router entry kind " + kind);
+                expect(p.nextToken(), JsonToken.END_ARRAY);
+                r.setField(c, key);
+                r.setField(c + 1, kind);
+                out.add(r);
             }
-            r.setField(c, key);
-            r.setField(c + 1, kind);
-            out.add(r);
         }
         return out;
+    }
+
+    private static void expect(JsonToken got, JsonToken want) {
+        if (got != want) {
+            throw new IllegalArgumentException("router output: expected " + want + ", got " + got);
+        }
+    }
+
+    private static String string(JsonParser p) throws IOException {
+        JsonToken t = p.nextToken();
+        return t == JsonToken.VALUE_NULL ? null : p.getText();
+    }
+
+    private static long number(JsonParser p) throws IOException {
+        p.nextToken();
+        return p.getLongValue();
+    }
+
+    private static Long optionalNumber(JsonParser p) throws IOException {
+        return p.nextToken() == JsonToken.VALUE_NULL ? null : p.getLongValue();
+    }
+
+    /** The next value as compact JSON text (non-ASCII escaped), or null for JSON null. */
+    private static String value(JsonParser p) throws IOException {
+        if (p.nextToken() == JsonToken.VALUE_NULL) {
+            return null;
+        }
+        java.io.StringWriter w = new java.io.StringWriter();
+        try (JsonGenerator g = JSON.getFactory().createGenerator(w)) {
+            g.copyCurrentStructure(p);
+        }
+        return w.toString();
     }
 }
