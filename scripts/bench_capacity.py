@@ -261,6 +261,9 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
     for level in a.floor:
         out[f"floor-{level}"] = variant_round(a, f"floor {level}", recs, parallelism, port, root / f"floor-{level}",
                                               script=["--level", level])
+    if a.baseline_checkout:
+        out["baseline"] = variant_round(a, f"homeflow at {a.baseline_checkout.name}", recs, parallelism, port,
+                                        root / "baseline", cwd=a.baseline_checkout)
     for n in a.batch:
         out[f"batch-{n}"] = variant_round(a, f"homeflow, batches of {n}", recs, parallelism, port, root / f"batch-{n}",
                                           overrides={"batch.max.records": str(n)})
@@ -268,7 +271,7 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
 
 
 def variant_round(a, name: str, recs, parallelism: int, port: int, root: Path, script: list[str] | None = None,
-                  overrides: dict[str, str] | None = None) -> dict:
+                  overrides: dict[str, str] | None = None, cwd: Path = ROOT) -> dict:
     """The same drain in a fresh sandbox, with the router replaced (scripts/capacity_floor_job.py)
     or with other job settings."""
     print(f"  {name}: pre-filling {len(recs):,} events ...", flush=True)
@@ -276,7 +279,8 @@ def variant_round(a, name: str, recs, parallelism: int, port: int, root: Path, s
     try:
         put(sb.settings, HOME, recs)
         job = start_job(HOME, sb.properties, root / "logs", extra_args=["--parallelism", str(parallelism)],
-                        module_or_script=[str(ROOT / "scripts" / "capacity_floor_job.py"), *script] if script else None)
+                        module_or_script=[str(ROOT / "scripts" / "capacity_floor_job.py"), *script] if script else None,
+                        cwd=cwd)
         return drain(name, job, sb.settings, HOME, len(recs), a.timeout)
     finally:
         sb.down()
@@ -298,6 +302,9 @@ def main() -> int:
     ap.add_argument("--batch", default="",
                     help="also drain homeflow with these batch bounds (comma list of batch.max.records, e.g. "
                          "1,32,256,2048): events/s, CPU and the rows' held_ms (arrival at the router to routed)")
+    ap.add_argument("--baseline-checkout", type=Path,
+                    help="also drain with the job of another checkout (e.g. a git worktree of the previous "
+                         "release, its jar built): before/after in the same rounds")
     a = ap.parse_args()
     a.floor = [x for x in a.floor.split(",") if x]
     a.batch = [int(x) for x in a.batch.split(",") if x]
@@ -320,6 +327,9 @@ def main() -> int:
                f"{r['homeflow']['rate'] / r['java']['rate']:.2f}  CPU ratio {r['homeflow']['cpu_per_1k'] / r['java']['cpu_per_1k']:.2f}"
         for level in a.floor:
             line += f"  floor {level} {r[f'floor-{level}']['rate']:,.0f}/s"
+        if "baseline" in r:
+            line += f"  before {r['baseline']['rate']:,.0f}/s ({r['baseline']['cpu_per_1k']:.2f}) " \
+                    f"ratio {r['baseline']['rate'] / r['java']['rate']:.2f}"
         print(line)
     print(f"\n{a.events:,} events, {a.keys} keys, {os.cpu_count()} cores; checkpoints 1 s; rates are medians of "
           f"{a.repeat} run(s), the ratio the median of the rounds' ratios\n")
