@@ -126,7 +126,9 @@ def job_start(sb, seed: str, work: Path, tag: str) -> dict:
         await_canaries(sb.settings, sb.table, [REGION], [job], 900)
         took = time.monotonic() - t0
         hwm = _jvm_hwm_mib(job.proc.pid)
-        seeded = [ln for ln in job.log.read_text(errors="replace").splitlines() if "dedup seed:" in ln]
+        # the Python router logs into the TaskManager's python log, not the job's stdout
+        seeded = [ln for f in sorted((work / f"logs-{tag}").rglob("*.log"))
+                  for ln in f.read_text(errors="replace").splitlines() if "dedup seed:" in ln]
     finally:
         job.stop()
     return {"seed": seed, "start_to_first_routed_s": round(took, 1), "jvm_peak_rss_mib": hwm,
