@@ -1,7 +1,10 @@
 """Exactly once and per-key commit order across hard crashes and a savepoint: while events flow,
 the job is killed (SIGKILL of its whole process group, JVM included) at random points and
 restored from the latest completed checkpoint; once it is stopped with a savepoint (through the
-REST API, as a failover drill does) and a new process restores from that. The job compacts its
+REST API, as a failover drill does) and a new process restores from that; and once it is killed
+right after a checkpoint that holds records in the router's state (restored with no routing table
+in DynamoDB, so the router holds what it reads for its freshness wait), the next run proving from
+its log that it loaded them from state. The job compacts its
 table as it goes (every 5 commits). Afterwards every event_id is in the lake exactly once, and
 for each key no event is committed in an earlier snapshot than an event produced before it.
 
@@ -19,6 +22,8 @@ from collections import defaultdict
 
 import pytest
 
+from connectors import routing_control
+from connectors.routing_store import ITEM_KEY, RoutingStore
 from sandbox.flink_rest import stop_with_savepoint
 from sandbox.jobrunner import start_job, wait_until
 from cli.produce import events, put
@@ -31,6 +36,37 @@ pytestmark = pytest.mark.e2e
 KILLS = 3
 SAVEPOINT_AFTER_KILL = 2  # the 3rd interruption is a stop-with-savepoint, not a kill
 REST_PORT = 18096
+ROUTING_POLL_MS = 3000
+FRESH_WAIT_S = 5 * ROUTING_POLL_MS / 1000  # udfs/router_policy.py: the router's wait for a fresh table
+
+
+HELD_KILL_AFTER = 1  # after the 1st kill: one more kill while the restored router holds records
+
+
+def _log_has(log_dir, text: str) -> bool:
+    return any(text in f.read_text(errors="replace") for f in log_dir.rglob("*.log"))
+
+
+def _kill_while_held(sb, tmp_path, ckpt, base_args, restore_uri):
+    """Restore with no routing table in DynamoDB (every replica): the router holds what it reads
+    for its freshness wait (5 routing polls), the group's timer retrying; kill it right after a
+    checkpoint taken inside that wait, put the table back, and return what to restore from."""
+    table = routing_control.latest(sb.settings)
+    stores = [RoutingStore(sb.settings, r) for r in sb.settings.job.regions]
+    for st in stores:
+        st.ddb.delete_item(TableName=st.table, Key=ITEM_KEY)
+    job = start_job("us-east-1", sb.properties, tmp_path / "logs-held", extra_args=[*base_args, "--restore", restore_uri])
+    sb.jobs.append(job)
+    wait_until(lambda: _log_has(tmp_path / "logs-held", "seeded with"), 180, 0.2, [job], "the held run's router open")
+    opened = time.time()
+    wait_until(lambda: (latest_checkpoint(ckpt) / "_metadata").stat().st_mtime > opened, 60, 0.1, [job],
+               "a checkpoint of the held run")
+    held_ckpt = latest_checkpoint(ckpt)
+    job.stop(signal.SIGKILL)
+    took = (held_ckpt / "_metadata").stat().st_mtime - opened
+    assert took < FRESH_WAIT_S - 3, f"the checkpoint came {took:.1f} s after the router opened: not inside its wait"
+    stores[0].write(table)
+    return job, held_ckpt.as_uri()
 
 
 def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
@@ -40,7 +76,8 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
     # records after each restore are held (until a fresh routing table) behind the group's timer,
     # and every kill lands in the middle of a batch.
     sb = Sandbox(tmp_path, 4596, ["us-east-1"], lake={"compact.commits": "5", "compact.min.interval.ms": "3000"},
-                 **{"max.parallelism": "1", "batch.max.ms": "2000", "batch.max.records": "5000"}).up()
+                 **{"max.parallelism": "1", "batch.max.ms": "2000", "batch.max.records": "5000",
+                    "routing.poll.ms": str(ROUTING_POLL_MS)}).up()
     ckpt = tmp_path / "ckpt"
     rng = random.Random(2024)
     all_evs = list(events("us-east-1", 12_000, 30, seed=909))
@@ -94,9 +131,15 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
                 kills.append(restore.name)
                 restore_uri = restore.as_uri()
             restored_at = time.time()
+            if k == HELD_KILL_AFTER:
+                job, restore_uri = _kill_while_held(sb, tmp_path, ckpt, base_args, restore_uri)
+                restored_at = time.time()
             job = start_job("us-east-1", sb.properties, tmp_path / f"logs-{k}",
                             extra_args=[*base_args, "--restore", restore_uri])
             sb.jobs.append(job)
+            if k == HELD_KILL_AFTER:  # the held records came back from the checkpoint
+                wait_until(lambda: _log_has(tmp_path / f"logs-{k}", "loaded held records from state"), 120, 1.0,
+                           [job], "the router loading held records from the restored checkpoint")
         wait_until(lambda: committed_since(restored_at), 180, 0.5, [job], "a commit of the last run")
         stop_producing.set()
         producer.join(30)
