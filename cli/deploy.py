@@ -63,6 +63,24 @@ def stack_parameters(settings: Settings, region: str, code: Code, extra: dict[st
             **(extra or {})}
 
 
+def keep_previous(params: dict[str, str], stack: dict | None) -> dict[str, str]:
+    """`params` plus, for an existing stack, the current value of every declared parameter that
+    is neither derived nor given. CloudFormation resets a parameter left out of an update to its
+    template default: without this a release would turn replication off again (ReplicationEnabled
+    back to false) and reset the shard counts and the alarm topic."""
+    if stack is None:
+        return params
+    declared = load_template(stacks.REGION_TEMPLATE)["Parameters"]
+    have = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    kept = {k: _plain(v) for k, v in have.items() if k in declared and k not in params and v is not None}
+    return {**kept, **params}
+
+
+def _plain(v: str) -> str:
+    """The emulator echoes a list parameter as a Python list's repr; CloudFormation as a,b."""
+    return ",".join(x.strip(" '\"") for x in v.strip("[]").split(",")) if v.startswith("[") else v
+
+
 # ---------------------------------------------------------------- the application the template declares
 
 def _coerce(value, shape):
@@ -196,10 +214,10 @@ def describe(kda, name: str) -> dict | None:
 
 def plan(settings: Settings, region: str, zip_path: Path, extra: dict[str, str] | None = None) -> Plan:
     code = code_for(settings, region, zip_path)
-    params = stack_parameters(settings, region, code, extra)
     s3, cf = aws.client("s3", region, settings.aws), aws.client("cloudformation", region, settings.aws)
     kda = aws.client("kinesisanalyticsv2", region, settings.aws)
     st = stacks.status(cf, stacks.region_stack(region))
+    params = keep_previous(stack_parameters(settings, region, code, extra), st)
     if st is None:
         stack, stack_changes = "create", []
     else:
@@ -233,9 +251,10 @@ def _ensure_bucket(s3, bucket: str, region: str) -> None:
 def apply(settings: Settings, region: str, zip_path: Path, out=print, timeout: float = 600,
           extra: dict[str, str] | None = None, allow_non_restored: bool = False) -> dict:
     code = code_for(settings, region, zip_path)
-    params = stack_parameters(settings, region, code, extra)
     s3, cf = aws.client("s3", region, settings.aws), aws.client("cloudformation", region, settings.aws)
     kda = aws.client("kinesisanalyticsv2", region, settings.aws)
+    params = keep_previous(stack_parameters(settings, region, code, extra),
+                           stacks.status(cf, stacks.region_stack(region)))
     _ensure_bucket(s3, code.bucket, region)
     if _exists(s3, code.bucket, code.key):
         out(f"[1/3] code s3://{code.bucket}/{code.key}: already uploaded")

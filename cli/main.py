@@ -259,6 +259,24 @@ def cmd_drill(args) -> int:
     return 0 if report["passed"] else 1
 
 
+def cmd_docs(args) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    mkdocs = [sys.executable, "-m", "mkdocs"]
+    os.environ["NO_MKDOCS_2_WARNING"] = "true"  # the theme's banner about MkDocs 2.0, not about this site
+    if args.serve:
+        print(f"docs on http://127.0.0.1:{args.port}/ (Ctrl-C stops)", flush=True)
+        return subprocess.call([*mkdocs, "serve", "--dev-addr", f"127.0.0.1:{args.port}"], cwd=root)
+    r = subprocess.run([*mkdocs, "build", "--strict", "--site-dir", str(root / "site")], cwd=root,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"mkdocs build failed:\n{r.stderr[-2000:]}")
+    print(f"built {root / 'site' / 'index.html'} (open it in a browser; nothing is fetched from the network)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from cli.demo import run
     return run(args)
@@ -288,10 +306,11 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sandbox)
 
     sp = sub.add_parser("produce", help="write envelope records to a region's ingest stream")
-    sp.add_argument("--region", required=True)
-    sp.add_argument("--events", type=int, default=1000)
-    sp.add_argument("--keys", type=int, default=100)
-    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--region", required=True, help="the region whose ingest stream to write")
+    sp.add_argument("--events", type=int, default=1000, help="how many events (default: %(default)s)")
+    sp.add_argument("--keys", type=int, default=100, help="distinct business keys (default: %(default)s)")
+    sp.add_argument("--seed", type=int, default=1,
+                    help="random seed: the same seed writes the same event_ids (default: %(default)s)")
     sp.set_defaults(func=cmd_produce)
 
     sp = sub.add_parser("query", help="count lake rows per home-region table (pyiceberg)")
@@ -303,9 +322,9 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_query)
 
     sp = sub.add_parser("publish", help="advance a reader region's read pointers as replication completes")
-    sp.add_argument("--reader", required=True, metavar="REGION")
-    sp.add_argument("--interval", type=float, default=1.0)
-    sp.add_argument("--once", action="store_true")
+    sp.add_argument("--reader", required=True, metavar="REGION", help="the reader region whose pointers to advance")
+    sp.add_argument("--interval", type=float, default=1.0, help="seconds between rounds (default: %(default)s)")
+    sp.add_argument("--once", action="store_true", help="one round, then exit")
     sp.set_defaults(func=cmd_publish)
 
     sp = sub.add_parser("routes", help="show or change the routing table (written in one region); follow a "
@@ -333,14 +352,14 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_routes)
 
     sp = sub.add_parser("route", help="print the home region and epoch of a business key")
-    sp.add_argument("key")
+    sp.add_argument("key", help="the business key")
     sp.add_argument("--region", help="read the routing table from this region (default: the configured one)")
     sp.set_defaults(func=cmd_route)
 
     sp = sub.add_parser("lake", help="init: create the Iceberg tables if missing; stats: files, snapshots, "
                                      "small-file ratio; resume: what a restored Flink job would find committed")
-    sp.add_argument("action", choices=["init", "stats", "resume"])
-    sp.add_argument("--region")
+    sp.add_argument("action", choices=["init", "stats", "resume"], help="what to do (above)")
+    sp.add_argument("--region", help="only this home region's table (default: every one)")
     sp.add_argument("--job", action="append", default=[], metavar="FLINK_JOB_ID",
                     help="resume: also check this job (the directory name above a checkpoint's chk-N)")
     sp.set_defaults(func=cmd_lake)
@@ -364,11 +383,12 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("stop", help="stop a local job with a savepoint (failover drills); prints its path")
     sp.add_argument("--rest-port", type=int, required=True, help="the job's --rest-port")
     sp.add_argument("--savepoint-dir", required=True, help="directory or URI for the savepoint")
-    sp.add_argument("--timeout", type=float, default=180)
+    sp.add_argument("--timeout", type=float, default=180,
+                    help="seconds to wait for the savepoint (default: %(default)s)")
     sp.set_defaults(func=cmd_stop)
 
     sp = sub.add_parser("package", help="build the Managed Flink application zip")
-    sp.add_argument("--output", default="dist/homeflow-managed-flink.zip")
+    sp.add_argument("--output", default="dist/homeflow-managed-flink.zip", help="the zip to write (default: %(default)s)")
     sp.set_defaults(func=cmd_package)
 
     sp = sub.add_parser("deploy", help="deploy a region to Managed Flink (on the sandbox: its stand-in), "
@@ -397,7 +417,7 @@ def parser() -> argparse.ArgumentParser:
                                 "operators the new code does not have (AllowNonRestoredState)")
         common(q)
     q = dsub.add_parser("app", help="start | stop | status of the application")
-    q.add_argument("verb", choices=["start", "stop", "status"])
+    q.add_argument("verb", choices=["start", "stop", "status"], help="what to do with the application")
     q.add_argument("--restore", default="latest", metavar="latest|none|SNAPSHOT",
                    help="start: from the latest snapshot (default; none yet: without state), without state, "
                         "or from the named snapshot")
@@ -408,7 +428,7 @@ def parser() -> argparse.ArgumentParser:
                         "(AllowNonRestoredState)")
     common(q)
     q = dsub.add_parser("snapshots", help="list | create [--name N] | delete --name N")
-    q.add_argument("verb", choices=["list", "create", "delete"])
+    q.add_argument("verb", choices=["list", "create", "delete"], help="what to do with snapshots")
     q.add_argument("--name", help="the snapshot's name (create: default manual-<epoch s>)")
     common(q, wait=False)
     q = dsub.add_parser("rollback", help="back to the previous version that ran, from the latest snapshot")
@@ -416,7 +436,8 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("cluster", help="a local standalone Flink cluster (JobManager + TaskManagers on loopback) "
                                         "from the PyFlink package; submit regional jobs to it as `flink run` does")
-    sp.add_argument("action", choices=["up", "down", "status", "submit"])
+    sp.add_argument("action", choices=["up", "down", "status", "submit"],
+                    help="up/down/status of the cluster; submit: a regional job to it")
     sp.add_argument("--rest-port", type=int, default=8081, help="the JobManager's REST port (default: %(default)s)")
     sp.add_argument("--taskmanagers", type=int, default=1, help="up: TaskManagers to start (default: %(default)s)")
     sp.add_argument("--slots", type=int, default=4, help="up: slots per TaskManager (default: %(default)s)")
@@ -450,7 +471,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=4577, help="the drill's emulator port (default: %(default)s)")
     sp.add_argument("--rest-port", type=int, default=18120,
                     help="Flink REST port (this and the next: one per region) (default: %(default)s)")
-    sp.add_argument("--keys", type=int, default=40)
+    sp.add_argument("--keys", type=int, default=40, help="business keys in the drill's traffic (default: %(default)s)")
     sp.add_argument("--rate", type=float, default=100.0, help="events/s per producing region (default: %(default)s)")
     sp.add_argument("--flips", type=int, default=5, help="move-keys: moves each way (default: %(default)s)")
     sp.add_argument("--retries", type=float, default=0.0,
@@ -461,11 +482,18 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep", action="store_true", help="leave the drill's sandbox and jobs running afterwards")
     sp.set_defaults(func=cmd_drill)
 
+    sp = sub.add_parser("docs", help="build the documentation site into site/ (open site/index.html), or serve "
+                                     "it on loopback with --serve")
+    sp.add_argument("--serve", action="store_true", help="serve on 127.0.0.1 and rebuild on every change")
+    sp.add_argument("--port", type=int, default=8000, help="--serve: the port (default: %(default)s)")
+    sp.set_defaults(func=cmd_docs)
+
     sp = sub.add_parser("demo", help="sandbox up, two regional jobs, produce, wait for commits, summary, down")
-    sp.add_argument("--regions", default="us-east-1,eu-west-1")
-    sp.add_argument("--events", type=int, default=2000, help="events per region")
-    sp.add_argument("--keys", type=int, default=200)
-    sp.add_argument("--timeout", type=float, default=300)
+    sp.add_argument("--regions", default="us-east-1,eu-west-1", help="the regions to run (default: %(default)s)")
+    sp.add_argument("--events", type=int, default=2000, help="events per region (default: %(default)s)")
+    sp.add_argument("--keys", type=int, default=200, help="distinct business keys (default: %(default)s)")
+    sp.add_argument("--timeout", type=float, default=300,
+                    help="seconds to wait for every event to be committed (default: %(default)s)")
     sp.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
     sp.set_defaults(func=cmd_demo)
     return p

@@ -5,7 +5,7 @@ REST API, as a failover drill does) and a new process restores from that. The jo
 table as it goes (every 5 commits). Afterwards every event_id is in the lake exactly once, and
 for each key no event is committed in an earlier snapshot than an event produced before it.
 
-It also checks that a key's per-origin high-water mark (the router's order state) is in the
+It also checks that a key's per-entry-lane marks (the router's order state) are in the
 state a restore gets: a probe key committed before every interruption and not touched after them is
 then sent a record whose origin position is older; it must land flagged `reordered`, and the
 same record for a key without history (the control) unflagged."""

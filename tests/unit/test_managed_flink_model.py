@@ -220,3 +220,24 @@ def test_allow_non_restored_state_is_what_the_last_start_or_update_said_and_vali
     app.status = "RUNNING"
     app.update(3, None, None)  # no run configuration in the request: the setting stays
     assert app.allow_non_restored
+
+
+def test_a_release_keeps_the_stack_parameters_it_does_not_set():
+    """CloudFormation resets a parameter an update leaves out to the template's default: the
+    second pass's ReplicationEnabled=true must survive the next `deploy apply` without it."""
+    s = load(LOCAL_PROPERTIES)
+    code = deploy.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-2.zip")
+    derived = deploy.stack_parameters(s, "us-east-1", code)
+    stack = {"Parameters": [{"ParameterKey": "ReplicationEnabled", "ParameterValue": "true"},
+                            {"ParameterKey": "IngestShards", "ParameterValue": "4"},
+                            {"ParameterKey": "CodeKey", "ParameterValue": "homeflow-1.zip"},
+                            {"ParameterKey": "RemoteRegions", "ParameterValue": "['eu-west-1', 'ap-south-1']"},
+                            {"ParameterKey": "NotInTheTemplateAnyMore", "ParameterValue": "x"}]}
+    kept = deploy.keep_previous(derived, stack)
+    assert kept["ReplicationEnabled"] == "true" and kept["IngestShards"] == "4"
+    assert kept["CodeKey"] == "homeflow-2.zip"  # derived and given values win over the stack's
+    assert kept["RemoteRegions"] == derived["RemoteRegions"]
+    assert "NotInTheTemplateAnyMore" not in kept
+    assert deploy.keep_previous(derived, None) == derived  # a new stack: the template's defaults
+    # control: what an update sent before, which CloudFormation resets to ReplicationEnabled=false
+    assert "ReplicationEnabled" not in derived
