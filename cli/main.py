@@ -109,6 +109,8 @@ def cmd_lake(args) -> int:
         if args.action == "init":
             t = lake.ensure_table(s, region)
             print(f"{region}: {t.identifier} at {t.metadata_location}")
+            d = lake.ensure_dead_letter_table(s, region)
+            print(f"{region}: {d.identifier} at {d.metadata_location}")
         elif args.action == "stats":
             from connectors.maintenance import stats
             t = lake.load_table(s, region)
@@ -356,7 +358,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--region", help="read the routing table from this region (default: the configured one)")
     sp.set_defaults(func=cmd_route)
 
-    sp = sub.add_parser("lake", help="init: create the Iceberg tables if missing; stats: files, snapshots, "
+    sp = sub.add_parser("lake", help="init: create the Iceberg tables (home and dead-letter archive) if missing; "
+                                     "stats: files, snapshots, "
                                      "small-file ratio; resume: what a restored Flink job would find committed")
     sp.add_argument("action", choices=["init", "stats", "resume"], help="what to do (above)")
     sp.add_argument("--region", help="only this home region's table (default: every one)")
@@ -481,6 +484,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--s3-lag", type=float, default=2.0, help="S3 replication lag, s (default: %(default)s)")
     sp.add_argument("--keep", action="store_true", help="leave the drill's sandbox and jobs running afterwards")
     sp.set_defaults(func=cmd_drill)
+
+    from cli import dead_letters
+    dead_letters.add_parser(sub)
 
     sp = sub.add_parser("docs", help="build the documentation site into site/ (open site/index.html), or serve "
                                      "it on loopback with --serve")

@@ -71,6 +71,9 @@ class LakeSettings:
     def table_name(self, region: str) -> str:
         return f"{self.table_prefix}_{region.replace('-', '_')}"
 
+    def dead_letter_table_name(self, region: str) -> str:
+        return f"dead_letters_{region.replace('-', '_')}"
+
 
 @dataclass(frozen=True)
 class JobSettings:

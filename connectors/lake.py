@@ -19,7 +19,8 @@ from pyiceberg.table import CommitTableRequest, CommitTableResponse, Table, upda
 
 from conf.settings import Settings
 from connectors import aws
-from connectors.lake_schema import SCHEMA, SORT_ORDER, SPEC, TABLE_PROPERTIES
+from connectors.lake_schema import (DEAD_LETTER_SCHEMA, DEAD_LETTER_SPEC, SCHEMA, SORT_ORDER, SPEC,
+                                    TABLE_PROPERTIES)
 
 
 class _DynamoDbCatalog(DynamoDbCatalog):
@@ -138,6 +139,36 @@ def ensure_table(settings: Settings, home_region: str) -> Table:
         )
     except TableAlreadyExistsError:
         return evolve(cat.load_table(ident))
+
+
+def dead_letter_identifier(settings: Settings, region: str) -> tuple[str, str]:
+    return (settings.lake.namespace, settings.lake.dead_letter_table_name(region))
+
+
+def ensure_dead_letter_table(settings: Settings, region: str) -> Table:
+    """The region's dead-letter archive (connectors/lake_schema.py DEAD_LETTER_SCHEMA), in the same
+    catalog and bucket as its home table."""
+    cat = catalog(settings, region)
+    try:
+        cat.create_namespace(settings.lake.namespace)
+    except NamespaceAlreadyExistsError:
+        pass
+    ident = dead_letter_identifier(settings, region)
+    try:
+        return cat.create_table(
+            ident, schema=DEAD_LETTER_SCHEMA, partition_spec=DEAD_LETTER_SPEC,
+            location=f"{settings.lake.warehouse(region)}/{ident[0]}/{ident[1]}",
+            properties=TABLE_PROPERTIES,
+        )
+    except TableAlreadyExistsError:
+        return cat.load_table(ident)
+
+
+def load_dead_letter_table(settings: Settings, region: str) -> Table | None:
+    try:
+        return catalog(settings, region).load_table(dead_letter_identifier(settings, region))
+    except NoSuchTableError:
+        return None
 
 
 def missing_columns(table: Table) -> list[str]:

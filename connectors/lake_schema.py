@@ -54,6 +54,25 @@ TABLE_PROPERTIES = {
     "write.metadata.previous-versions-max": "50",
     "write.metadata.delete-after-commit.enabled": "true",
 }
+# The dead-letter archive: every dead letter of a region, committed with the job's checkpoints
+# like the home table (homeflow.dead_letters_<region>). The stream keeps them for its retention;
+# this table is the record (`homeflow dead-letters`).
+DEAD_LETTER_SCHEMA = Schema(
+    NestedField(1, "at", TimestamptzType(), required=True, doc="When the record was dead-lettered."),
+    NestedField(2, "reason", StringType(), required=True,
+                doc="Why: malformed-json, oversized, missing-event-id, wrong-type, routing-conflict, ..."),
+    NestedField(3, "detail", StringType(), required=False, doc="What exactly was wrong, for a person."),
+    NestedField(4, "region", StringType(), required=True, doc="The region whose job dead-lettered it."),
+    NestedField(5, "source", StringType(), required=False,
+                doc="`stream/shard/sequence` the record was read from (empty for a bad routing table)."),
+    NestedField(6, "event_id", StringType(), required=False, doc="The record's event_id, when it could be read."),
+    NestedField(7, "key", StringType(), required=False, doc="The record's business key, when it could be read."),
+    NestedField(8, "raw", StringType(), required=True,
+                doc="The record's original bytes: as text when they are UTF-8, else base64 (`raw_encoding`)."),
+    NestedField(9, "raw_encoding", StringType(), required=True, doc="`utf-8` or `base64`."),
+)
+DEAD_LETTER_SPEC = PartitionSpec(PartitionField(source_id=1, field_id=1000, transform=DayTransform(), name="at_day"))
+
 # "Small" data file, for the small-file ratio (CLI stats and the job's gauges): under a quarter of
 # the 128 MB compaction target.
 SMALL_FILE_BYTES = 32 * 1024 * 1024

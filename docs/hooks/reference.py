@@ -150,6 +150,15 @@ def lake_schema_page() -> str:
     out += [f"- Files are sorted by {order}: one key's rows over a time range read few row groups.", "",
             "## Table properties", "", "| property | value |", "| --- | --- |"]
     out += [f"| `{k}` | `{v}` |" for k, v in TABLE_PROPERTIES.items()]
+    from connectors.lake_schema import DEAD_LETTER_SCHEMA, DEAD_LETTER_SPEC
+    out += ["", "## The dead-letter archive {#dead-letter-archive}", "",
+            "One more table per region, `homeflow.dead_letters_<region with _>`, in the same catalog and bucket: "
+            "every dead letter the region's job wrote to its dead-letter stream, committed with the same "
+            "checkpoints as the home table (exactly once). Partitioned by the day of `at`. Read it with "
+            "`homeflow dead-letters` or any Iceberg reader.", "",
+            "| id | column | type | required | meaning |", "| --- | --- | --- | --- | --- |"]
+    for f in DEAD_LETTER_SCHEMA.fields:
+        out.append(f"| {f.field_id} | `{f.name}` | {f.field_type} | {'yes' if f.required else 'no'} | {_cell(f.doc or '')} |")
     return "\n".join(out) + "\n"
 
 
