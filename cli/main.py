@@ -42,7 +42,7 @@ def cmd_sandbox(args) -> int:
 
 
 def cmd_produce(args) -> int:
-    from cli.produce import produce
+    from connectors.producer import produce
     s = _settings(args)
     r = produce(s, args.region, args.events, args.keys, args.seed)
     print(f"{args.region}: {r.sent} events in {r.seconds:.2f}s ({r.sent / max(r.seconds, 1e-9):.0f}/s), "
@@ -156,8 +156,7 @@ def cmd_package(args) -> int:
 
 def cmd_deploy(args) -> int:
     from pathlib import Path
-    from cli import deploy
-    from connectors import aws
+    from connectors import aws, managed_flink
     s = _settings(args)
     region = args.region or s.job.region
     name = args.application
@@ -177,35 +176,35 @@ def cmd_deploy(args) -> int:
                 raise SystemExit(f"error: --parameter {kv}: expected KEY=VALUE")
             extra[k] = v
         if args.action == "plan":
-            for line in deploy.plan(s, region, zip_path, extra).lines(region):
+            for line in managed_flink.plan(s, region, zip_path, extra).lines(region):
                 print(line)
         else:
-            deploy.apply(s, region, zip_path, out=lambda m: print(m, flush=True), timeout=args.timeout, extra=extra,
-                         allow_non_restored=args.allow_non_restored_state)
+            managed_flink.apply(s, region, zip_path, out=lambda m: print(m, flush=True), timeout=args.timeout,
+                                extra=extra, allow_non_restored=args.allow_non_restored_state)
     elif args.action == "app":
         if args.verb == "start":
-            deploy.start(kda, name, args.restore, out=lambda m: print(m, flush=True), timeout=args.timeout,
-                         allow_non_restored=args.allow_non_restored_state)
+            managed_flink.start(kda, name, args.restore, out=lambda m: print(m, flush=True), timeout=args.timeout,
+                                allow_non_restored=args.allow_non_restored_state)
         elif args.verb == "stop":
-            deploy.stop(kda, name, args.force, out=lambda m: print(m, flush=True), timeout=args.timeout)
+            managed_flink.stop(kda, name, args.force, out=lambda m: print(m, flush=True), timeout=args.timeout)
         else:
-            for line in deploy.status_lines(kda, name):
+            for line in managed_flink.status_lines(kda, name):
                 print(line)
     elif args.action == "snapshots":
         if args.verb == "create":
             import time
-            snap = deploy.create_snapshot(kda, name, args.name or f"manual-{int(time.time())}")
+            snap = managed_flink.create_snapshot(kda, name, args.name or f"manual-{int(time.time())}")
             print(f"snapshot {snap['SnapshotName']}: {snap['SnapshotStatus']} (version {snap['ApplicationVersionId']})")
         elif args.verb == "delete":
             if not args.name:
                 raise SystemExit("error: snapshots delete needs the snapshot's name")
-            deploy.delete_snapshot(kda, name, args.name)
+            managed_flink.delete_snapshot(kda, name, args.name)
             print(f"snapshot {args.name}: deleted")
         else:
-            for line in deploy.snapshot_lines(deploy.snapshots(kda, name)):
+            for line in managed_flink.snapshot_lines(managed_flink.snapshots(kda, name)):
                 print(line)
     else:  # rollback
-        deploy.rollback(kda, name, out=lambda m: print(m, flush=True), timeout=args.timeout)
+        managed_flink.rollback(kda, name, out=lambda m: print(m, flush=True), timeout=args.timeout)
     return 0
 
 

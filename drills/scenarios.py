@@ -225,7 +225,7 @@ def reshard(d: Drill, dwell_s: float = 8.0) -> dict:
 
 
 def replay(d: Drill, flips: int = 3, moving: int = 8, dwell_s: float = 1.5) -> dict:
-    from cli.produce import put
+    from connectors.producer import put
     a, _ = d.regions
     s = d.sb.settings
     figures = move_keys(d, flips=flips, moving=moving, dwell_s=dwell_s) if flips else {"moving_keys": [], "flips": []}

@@ -16,8 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from cli.produce import put
 from conf.settings import Settings
+from connectors.producer import put
 from udfs.envelope import Envelope
 
 

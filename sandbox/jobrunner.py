@@ -71,7 +71,7 @@ def wait_until(predicate, timeout: float, interval: float = 1.0, jobs: list[JobP
 def await_canaries(settings, table, regions, jobs: list[JobProcess], timeout: float) -> None:
     """Send one event per region, keyed to be homed there, and wait until each is in its home
     table: proof that every job reads, routes and commits."""
-    from cli.produce import put
+    from connectors.producer import put
     from connectors import lake
     from udfs.envelope import Envelope
 

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 
 from cli.main import main
 from cli.package import RUN_OPTIONS, build_zip
-from cli.produce import events, put
 from connectors import aws
+from connectors.producer import events, put
 from sandbox import services
 from sandbox.jobrunner import wait_until
 from sandbox.local_cluster import Sandbox

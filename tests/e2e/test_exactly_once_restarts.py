@@ -25,8 +25,8 @@ import pytest
 
 from sandbox.flink_rest import stop_with_savepoint
 from sandbox.jobrunner import start_job, wait_until
-from cli.produce import events, put
 from connectors import lake
+from connectors.producer import events, put
 from udfs.envelope import Envelope
 from sandbox.local_cluster import Sandbox
 from tests.conftest import first_commit_index, latest_checkpoint

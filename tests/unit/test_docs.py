@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.cfn_template import load_template
+from connectors.cfn_template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK_RE = re.compile(r"Runbook: docs/([\w/.-]+\.md)#([\w-]+)")

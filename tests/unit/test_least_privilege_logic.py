@@ -7,8 +7,8 @@ import base64
 import json
 from pathlib import Path
 
+from connectors.cfn_template import Template, load_template
 from sandbox.api_calls import Call, describe
-from sandbox.cfn_template import Template, load_template
 from sandbox.iam_policy import Grant, check, role_grants
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.jobrunner import wait_until
-from cli.produce import events, put, read_stream
+from connectors.producer import events, put, read_stream
 from connectors.routing_store import RoutingStore
 from udfs.dead_letter import original_bytes
 from udfs.envelope import Envelope

@@ -6,8 +6,8 @@ import pytest
 
 from sandbox.flink_rest import call as _get, running_job
 from sandbox.jobrunner import wait_until
-from cli.produce import events, put
 from connectors import lake
+from connectors.producer import events, put
 from jobs.metrics import documented
 from tests.e2e.two_regions.conftest import REST_PORTS
 

@@ -1,4 +1,6 @@
-"""`homeflow deploy`: one region's Managed Flink deployment, from the zip to a running application.
+"""One region's Managed Flink deployment, from the zip to a running application: what
+`homeflow deploy` (cli/main.py) runs; the command only parses its arguments, calls these, and
+prints.
 
     plan      what apply would change: the code object, the stack's parameters, the application
     apply     package -> upload the zip under its content hash -> create/update the region's stack
@@ -23,11 +25,12 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from conf.settings import Settings
-from connectors import aws
-from sandbox import stacks
-from sandbox.cfn_template import Template, load_template
-from sandbox.managed_flink.model import TRANSIENT  # the API's transient statuses
+from connectors import aws, stacks
+from connectors.cfn_template import Template, load_template
 
+# The kinesisanalyticsv2 API's transient application statuses: a call that changes an application
+# leaves it in one of these until the change is done (or has failed).
+TRANSIENT = {"STARTING", "STOPPING", "UPDATING", "ROLLING_BACK", "FORCE_STOPPING", "AUTOSCALING", "DELETING"}
 
 
 class DeployError(SystemExit):
