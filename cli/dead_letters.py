@@ -93,7 +93,7 @@ def run(args) -> int:
 
 
 def _redrive(args, settings) -> int:
-    from cli.produce import put
+    from connectors.producer import put
     from connectors import dead_letter_archive as archive
     from udfs.redrive import decide
     try:
