@@ -251,18 +251,13 @@ def replay(d: Drill, flips: int = 3, moving: int = 8, dwell_s: float = 1.5) -> d
 
 
 def bad_dead_letters(d: Drill) -> list[str]:
-    """Sources of the replay drill's bad records in the first region's dead-letter stream, one per
-    dead letter (a record dead-lettered twice appears twice)."""
-    import json
-
-    from connectors.stream_reader import read_stream
-    from udfs.dead_letter import original_bytes
-    out = []
-    for rec in read_stream(d.sb.settings, d.regions[0], d.sb.settings.streams.dead_letter):
-        text = rec["data"].decode() if isinstance(rec["data"], bytes) else rec["data"]
-        try:
-            if original_bytes(text) in BAD_RECORDS:
-                out.append(json.loads(text).get("source", ""))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
+    """Sources of the replay drill's bad records in the first region's dead-letter archive, one per
+    archived dead letter (a record dead-lettered twice appears twice). The archive is the record:
+    the stream is written ahead of the checkpoints, so a restore may send a dead letter to it again."""
+    from connectors import lake
+    from udfs.redrive import original
+    table = lake.load_dead_letter_table(d.sb.settings, d.regions[0])
+    if table is None or table.current_snapshot() is None:
+        return []
+    rows = table.scan(selected_fields=("source", "raw", "raw_encoding")).to_arrow().to_pylist()
+    return [r["source"] or "" for r in rows if original(r) in BAD_RECORDS]
