@@ -61,6 +61,7 @@ class LakeSettings:
     expire_older_than_ms: int
     expire_retain_last: int
     expire_interval_ms: int
+    dead_letter_retention_days: int = 90  # the dead-letter archive keeps this many days (0: forever)
 
     def bucket(self, region: str) -> str:
         return f"{self.bucket_prefix}-{region}"
@@ -318,6 +319,9 @@ SCHEMA: dict[str, dict[str, Prop]] = {
                                      "snapshot are always kept."),
         "expire.retain.last": Prop(_int(1, 100_000), 10, "Snapshots always kept, however old."),
         "expire.interval.ms": Prop(_int(1_000, 86_400_000), 300_000, "At most one expiry run per this interval."),
+        "dead.letter.retention.days": Prop(_off_or_int(1, 36_500), 90,
+                                           "Days the dead-letter archive keeps (0: forever). Whole days older "
+                                           "than this are deleted by the job, checked every expire.interval.ms."),
     },
 }
 
@@ -387,7 +391,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
                                s["forward.ordering"], s["forward.aggregate"] == "on", s["shard.discovery.ms"]),
         lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"],
                           l["compact.commits"], l["compact.min.interval.ms"], l["compact.target.bytes"],
-                          l["expire.older.than.ms"], l["expire.retain.last"], l["expire.interval.ms"]),
+                          l["expire.older.than.ms"], l["expire.retain.last"], l["expire.interval.ms"],
+                          l["dead.letter.retention.days"]),
     )
 
 

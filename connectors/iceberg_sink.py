@@ -125,3 +125,14 @@ def add_maintenance(ticks: DataStream, settings: Settings) -> None:
         lake.compact_target_bytes, lake.expire_older_than_ms, lake.expire_retain_last, lake.expire_interval_ms,
         _java_catalog_properties(settings, region), POINTER_TABLE, VIEW_KEY, region)
     ticks._j_data_stream.process(fn).uid("lake-compaction").name("lake-maintenance").setParallelism(1)
+
+
+def add_dead_letter_maintenance(ticks: DataStream, settings: Settings) -> None:
+    """The dead-letter archive kept inside the job (dev.homeflow.flink.DeadLetterRetention, on a
+    thread of its own): whole days older than homeflow.lake/dead.letter.retention.days deleted,
+    and old snapshots expired with the home table's homeflow.lake/expire.* settings."""
+    lake, region = settings.lake, settings.job.region
+    fn = get_gateway().jvm.dev.homeflow.flink.DeadLetterRetention(
+        java_table_loader(settings, region, lake.dead_letter_table_name(region)),
+        lake.dead_letter_retention_days * 86_400_000, lake.expire_older_than_ms, lake.expire_retain_last)
+    ticks._j_data_stream.process(fn).uid("dead-letter-maintenance").name("dead-letter-maintenance").setParallelism(1)

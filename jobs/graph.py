@@ -86,3 +86,6 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
             .uid("dead-letter-archive-rows").name("dead-letter-archive-rows"),
         settings, uid_prefix="iceberg-dead-letters", table_name=settings.lake.dead_letter_table_name(region),
         expected=DEAD_LETTER_SCHEMA)
+    if settings.lake.dead_letter_retention_days or settings.lake.expire_older_than_ms:
+        iceberg_sink.add_dead_letter_maintenance(
+            ticks("dead-letter-maintenance-ticks", settings.lake.expire_interval_ms), settings)

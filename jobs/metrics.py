@@ -84,6 +84,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("homeflow_lake_rewritten_files", "counter", "lake-maintenance", "Data files replaced by compactions."),
     Metric("homeflow_lake_last_rewrite_ms", "gauge", "lake-maintenance", "Duration of the last compaction, ms."),
     Metric("homeflow_lake_expired_snapshots", "counter", "lake-maintenance", "Snapshots expired inside the job."),
+    Metric("homeflow_dead_letters_expired_files", "counter", "dead-letter-maintenance",
+           "Data files of the dead-letter archive deleted for being older than the retention."),
+    Metric("homeflow_dead_letters_expired_snapshots", "counter", "dead-letter-maintenance",
+           "Snapshots of the dead-letter archive expired (homeflow.lake/expire.* rules)."),
+    Metric("homeflow_dead_letter_maintenance_errors", "counter", "dead-letter-maintenance",
+           "Failed maintenance runs on the dead-letter archive (retried at the next tick)."),
     Metric("homeflow_lake_rewrite_errors", "counter", "lake-maintenance",
            "Failed compactions or expiries (retried at the next interval)."),
 )
