@@ -69,6 +69,12 @@ def cmd_query(args) -> int:
             n, d = count_rows(s, r)
             print(f"{r:12} {n:>8} {d:>19}")
         return 0
+    if args.drill:
+        from cli.query import drill_rows
+        print(f"{'table':34} {'home':12} {'rows':>8}   (drill {args.drill}; delete with)")
+        for r in drill_rows(s, regions, args.drill):
+            print(f"{r['table']:34} {r['home']:12} {r['rows']:>8}   {r['delete']}")
+        return 0
     rows = summary(s, regions)
     print(f"{'table':34} {'home':12} {'rows':>8} {'keys':>6} {'snapshots':>9}")
     for r in rows:
@@ -249,13 +255,52 @@ def cmd_cluster(args) -> int:
 def cmd_drill(args) -> int:
     from pathlib import Path
     from drills.run import DrillOptions, run
+    from drills.run import MANAGED_FLINK_SCENARIOS, validate
     a, b = [r.strip() for r in args.regions.split(",")]
+    if args.target == "deployment":
+        return _drill_plan(args, (a, b))
     out = Path(args.out or f".sandbox/drills/{args.scenario}")
     opts = DrillOptions(scenario=args.scenario, out=out, backend=args.backend,
                         handoff="none" if args.no_handoff else "ordered", regions=(a, b), port=args.port,
                         rest_port=args.rest_port, keys=args.keys, rate=args.rate, flips=args.flips,
                         ddb_lag=args.ddb_lag, s3_lag=args.s3_lag, keep=args.keep, dedup_seed=args.dedup_seed,
-                        retry_share=args.retries)
+                        retry_share=args.retries, recovery=args.recovery,
+                        zip=Path(args.zip) if args.zip else None)
+    if args.backend == "managed-flink" and opts.zip is None and args.scenario in MANAGED_FLINK_SCENARIOS:
+        from cli.package import build_zip
+        print(f"building the application zip ({out / 'app.zip'})", flush=True)
+        opts.zip = build_zip(out.resolve() / "app.zip")
+    try:
+        validate(opts)
+    except ValueError as e:
+        print(f"homeflow drill: {e}", file=sys.stderr)
+        return 2
+    report = run(opts, say=lambda m: print(m, flush=True))
+    return 0 if report["passed"] else 1
+
+
+def _drill_plan(args, regions: tuple[str, str]) -> int:
+    """A drill on a deployment the drill did not create (the --properties file's): the plan, read
+    with read-only calls; nothing changes without --yes."""
+    from drills import plan as drill_plan
+    if args.backend != "managed-flink" or args.scenario not in drill_plan.CALLS:
+        print(f"homeflow drill: --target deployment runs {', '.join(drill_plan.CALLS)} with --backend managed-flink",
+              file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    p = drill_plan.Plan(args.scenario, regions, args.application, args.keys, args.rate, args.flips)
+    statuses, streams = drill_plan.gather(settings, p)
+    lines = p.lines(settings, statuses, streams)
+    if not args.yes:
+        print("\n".join(lines))
+        return 0
+    print("\n".join(lines[:-1]) + "\n  going ahead (--yes)", flush=True)
+    from pathlib import Path
+    from drills.run import DrillOptions, run
+    opts = DrillOptions(scenario=args.scenario, out=Path(args.out or f".sandbox/drills/{args.scenario}-deployment"),
+                        backend="managed-flink", recovery="snapshot", target="deployment",
+                        properties=Path(args.properties), application=args.application, regions=regions,
+                        keys=args.keys, rate=args.rate, flips=args.flips)
     report = run(opts, say=lambda m: print(m, flush=True))
     return 0 if report["passed"] else 1
 
@@ -320,6 +365,9 @@ def parser() -> argparse.ArgumentParser:
                     help="reader: pyiceberg through the DynamoDB catalog, or DuckDB's own Iceberg scan")
     sp.add_argument("--reader", metavar="REGION",
                     help="read as a reader in REGION: other homes' tables through REGION's read pointers")
+    sp.add_argument("--drill", metavar="RUN_ID",
+                    help="only a drill's rows (event_ids starting with its run id, e.g. region-loss-1a2b3c4d), "
+                         "with the statement that deletes them")
     sp.set_defaults(func=cmd_query)
 
     sp = sub.add_parser("publish", help="advance a reader region's read pointers as replication completes")
@@ -461,13 +509,29 @@ def parser() -> argparse.ArgumentParser:
                          "return, failback; upgrade: stop with savepoint, restart with parallelism 1->2->1; "
                          "reshard: split, then merge, a shard of every ingest and forward stream (on kinesis-mock); "
                          "replay: drain, ACTIVE, DOWN, ACTIVE, then a start without state of the first region")
-    sp.add_argument("--backend", choices=["minicluster", "cluster"], default="minicluster",
-                    help="minicluster: one job process per region; cluster: a local standalone Flink cluster")
+    sp.add_argument("--backend", choices=["minicluster", "cluster", "managed-flink"], default="minicluster",
+                    help="minicluster: one job process per region; cluster: a local standalone Flink cluster; "
+                         "managed-flink: Managed Flink applications driven through the kinesisanalyticsv2 API "
+                         "(the sandbox's stand-in; move-keys, region-loss, upgrade)")
+    sp.add_argument("--zip", help="managed-flink: the application zip (default: built with homeflow package)")
+    sp.add_argument("--recovery", choices=["checkpoint", "snapshot"], default="checkpoint",
+                    help="managed-flink: a killed application comes back by the service's automatic recovery "
+                         "from its latest checkpoint (an injected instance failure), or by a forced stop and a "
+                         "start from its latest snapshot (all a real account allows)")
+    sp.add_argument("--target", choices=["sandbox", "deployment"], default="sandbox",
+                    help="sandbox: the drill's own fresh sandbox; deployment: the running applications and streams "
+                         "the --properties file names (managed-flink; a kill is a forced stop, the return a start "
+                         "from the latest snapshot): prints the drill's plan and changes nothing without --yes")
+    sp.add_argument("--application", default="homeflow",
+                    help="--target deployment: the application name in each region (default: %(default)s)")
+    sp.add_argument("--yes", action="store_true", help="--target deployment: go ahead after the plan")
     sp.add_argument("--no-handoff", action="store_true",
                     help="the control: run the jobs without the ordered hand-off (its verdict expects per-key inversions: shows the check can fail)")
-    sp.add_argument("--dedup-seed", choices=["lake", "home"], default="lake",
-                    help="replay's control: 'home' seeds a start without state from its own table only (its "
-                         "verdict expects duplicates: shows the check can fail)")
+    sp.add_argument("--dedup-seed", choices=["lake", "home", "none"], default="lake",
+                    help="controls (their verdicts expect duplicates: they show the check can fail): 'home' "
+                         "seeds a start from the region's own table only (replay); 'none' seeds nothing, so a "
+                         "start from an older snapshot (region-loss --recovery snapshot) commits again what was "
+                         "committed since")
     sp.add_argument("--regions", default="us-east-1,eu-west-1", help="the two regions (first: the one lost/moved)")
     sp.add_argument("--out", help="report directory (default: .sandbox/drills/SCENARIO)")
     sp.add_argument("--port", type=int, default=4577, help="the drill's emulator port (default: %(default)s)")

@@ -256,12 +256,15 @@ SCHEMA: dict[str, dict[str, Prop]] = {
         "table.wait.ms": Prop(_int(1_000, 3_600_000), 30_000,
                               "How long a record routed under a newer epoch than this job's table waits for that "
                               "table before it is dead-lettered (`stale-routing-table`)."),
-        # What a start without state counts as committed: every home table's event_ids (lake), only
-        # this region's (home: the behaviour before 2026-12-04, kept as the control), or none.
+        # What every start (restores included) counts as committed: every home table's event_ids
+        # (lake), only this region's (home: the behaviour before 2026-12-04, kept as the control), or
+        # none (the control of a restart from an older snapshot).
         "dedup.seed": Prop(_choice("lake", "home", "none"), "lake",
-                           "What a start without state counts as already committed: every home table's "
-                           "event_ids within the replay window (lake), only this region's table (home: a "
-                           "control that commits moved keys' events twice), or nothing (none)."),
+                           "What a start counts as already committed, restores included: every home table's "
+                           "event_ids within the replay window (lake; a start without state, or from a snapshot "
+                           "older than the last commit, then commits nothing twice), only this region's table "
+                           "(home: a control that commits moved keys' events twice), or nothing (none: a "
+                           "control)."),
         "checkpoint.dir": Prop(_str, None, "Local runs: where durable checkpoints go (default "
                                "`.sandbox/checkpoints/<region>`). Ignored on Managed Flink."),
         "order.lanes": Prop(_choice("entry", "origin"), "entry",

@@ -31,8 +31,8 @@ from typing import Callable
 from connectors import routing_control as rc
 from drills.backends import Backend
 from drills.traffic import Traffic
-from sandbox import services
 from sandbox.jobrunner import wait_until
+from drills.world import World
 from sandbox.local_cluster import Sandbox
 
 SCENARIOS = ("move-keys", "region-loss", "upgrade", "reshard", "replay")
@@ -43,7 +43,7 @@ BAD_RECORDS = (b"{not json", b'{"event_id": "bad-no-key", "ts": 1}', b'{"key": "
 @dataclass
 class Drill:
     scenario: str
-    sb: Sandbox
+    sb: Sandbox | World
     backend: Backend
     regions: list[str]  # [A, B]: the two regions with jobs
     traffic: Traffic
@@ -76,7 +76,7 @@ class Drill:
         return st.moved_after_s
 
     def reachable(self) -> list[str]:
-        down = set(services.down_regions(self.sb.settings))
+        down = set(self.sb.down_regions())
         return [r for r in self.sb.settings.job.regions if r not in down]
 
     def dwell(self, seconds: float) -> None:
@@ -131,18 +131,20 @@ def region_loss(d: Drill, outage_s: float = 15.0, dwell_s: float = 8.0) -> dict:
     lost, survivor = d.regions
     s = d.sb.settings
     before = rc.latest(s)
-    d.say(f"  {lost}: job killed (no savepoint), region unreachable")
+    kill_says, return_says = getattr(d.backend, "loss_words", ("job killed (no savepoint)",
+                                                               "its job restores its last checkpoint"))
+    d.say(f"  {lost}: {kill_says}, region unreachable")
     t_fail = d.mark("failure", region=lost)
     d.backend.kill(lost)
-    services.lose(s, lost)
+    d.sb.lose(lost)
     d.traffic.move(lost, survivor)
     d.mark("producers-moved", region=lost, to=survivor)
     epoch = d.write({lost: "DOWN"}, {}, write_region=survivor)  # the control plane fails over too
     after = rc.latest(s, [survivor])
     d.wait_moved(epoch)
     d.dwell(outage_s)
-    d.say(f"  {lost}: back; its job restores its last checkpoint and drains its backlog (still DOWN)")
-    services.restore(s, lost)
+    d.say(f"  {lost}: back; {return_says} and drains its backlog (still DOWN)")
+    d.sb.restore(lost)
     t_return = d.mark("return", region=lost)
     # Its job starts once its replica of the routing table says it is DOWN (so it routes its
     # backlog away, marked stranded); global-table replication catches up when the region returns.

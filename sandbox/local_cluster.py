@@ -119,6 +119,16 @@ class Sandbox:
         while waiting. Assertions use `lake_ids`, a whole scan."""
         return {i for r in regions for i in self._committed(r)}
 
+    # A drill's world (drills/world.py): the region gate makes a region unreachable for real.
+    def lose(self, region: str) -> None:
+        services.lose(self.settings, region)
+
+    def restore(self, region: str) -> None:
+        services.restore(self.settings, region)
+
+    def down_regions(self) -> list[str]:
+        return services.down_regions(self.settings)
+
     def down(self):
         for j in self.jobs:
             j.stop()

@@ -48,6 +48,15 @@ def test_dynamodb_calls_name_table_index_and_each_transaction_item():
         [("dynamodb:PutItem", "a"), ("dynamodb:ConditionCheckItem", "b")]
 
 
+def test_managed_flink_calls_name_the_application():
+    c, = describe(_env(service="kinesisanalytics", target="KinesisAnalytics_20180523.StopApplication"),
+                  json.dumps({"ApplicationName": "homeflow", "Force": True}).encode())
+    assert (c.action, c.resource) == ("kinesisanalytics:StopApplication",
+                                      f"arn:aws:kinesisanalytics:eu-west-1:{ACCT}:application/homeflow")
+    c, = describe(_env(service="kinesisanalytics", target="KinesisAnalytics_20180523.ListApplications"), b"{}")
+    assert c.resource is None
+
+
 def test_s3_requests_map_to_iam_actions():
     def one(method, path, query="", **kw):
         return [(c.action, c.resource) for c in describe(_env(method, path, service="s3", query=query, **kw), None)]

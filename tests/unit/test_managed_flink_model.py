@@ -246,3 +246,19 @@ def test_a_release_keeps_the_stack_parameters_it_does_not_set():
     assert managed_flink.keep_previous(derived, None) == derived  # a new stack: the template's defaults
     # control: what an update sent before, which CloudFormation resets to ReplicationEnabled=false
     assert "ReplicationEnabled" not in derived
+
+
+def test_automatic_recovery_is_an_operation_of_a_running_application_only():
+    from sandbox.managed_flink.model import RECOVERY
+    app = new_application(_req(), "us-east-1", "123456789012")
+    with pytest.raises(ApiError) as e:
+        app.recover()  # a READY application has no job to lose
+    assert e.value.code == "ResourceInUseException" and app.recoveries == 0
+    _running(app)
+    op = app.recover()
+    assert op.name == RECOVERY and op.status == "IN_PROGRESS" and app.status == "STARTING"
+    assert app.recoveries == 1 and app.operations[-1] is op
+    assert [o["Operation"] for o in [o.summary() for o in app.operations]] == ["StartApplication", RECOVERY]
+    with pytest.raises(ApiError):
+        app.stop(force=False)  # while it recovers only a forced stop is taken
+    app.stop(force=True)
