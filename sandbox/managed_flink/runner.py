@@ -146,7 +146,9 @@ class RegionRunner:
         r = subprocess.run(argv, env=flink_cluster._env(self.cluster_dir(app), self._aws_env(), code_on_path=False),
                            capture_output=True, text=True, timeout=600, cwd=code)
         with open(log, "a") as f:
-            f.write(f"--- {time.strftime('%H:%M:%S')} v{app.version_id} restore={restore}\n{r.stdout}\n{r.stderr}\n")
+            f.write(f"--- {time.strftime('%H:%M:%S')} v{app.version_id} restore={restore} "
+                    f"parallelism={par.get('Parallelism') if par.get('ConfigurationType') == 'CUSTOM' else 'default'}"
+                    f"\n{r.stdout}\n{r.stderr}\n")
         m = re.search(r"JobID ([0-9a-f]{32})", r.stdout + r.stderr)
         if r.returncode != 0 or m is None:
             tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-5:])

@@ -100,9 +100,9 @@ def test_deploy_update_rollback_and_restarts_keep_exactly_once(tmp_path, capsys)
         # The service's automatic recovery: an instance failure (the sandbox's fault injection, no
         # API call) and the application restarts by itself from its latest checkpoint, not from
         # the snapshot just taken; the waves around it are committed once (checked at the end).
-        sent |= _send(sb, 100, 6)
+        sent |= _send(sb, 100, 8)  # seeds 1-7 are the other waves' and the control's
         inject_failure(sb.settings, REGION, "homeflow")
-        sent |= _send(sb, 100, 7)
+        sent |= _send(sb, 100, 9)
 
         def recovered():
             ops = kda.list_application_operations(ApplicationName="homeflow")["ApplicationOperationInfoList"]
@@ -114,7 +114,7 @@ def test_deploy_update_rollback_and_restarts_keep_exactly_once(tmp_path, capsys)
         last = run_log.read_text().split("--- ")[-1].splitlines()[0]
         assert "/checkpoints/us-east-1/" in last and "/chk-" in last, last
         assert "RUNNING" in _cli(sb, capsys, "deploy", "app", "status", "--region", REGION)
-        wait_until(lambda: all_committed_once(sent), 180, 2.0, what="waves 6-7 committed after the recovery")
+        wait_until(lambda: all_committed_once(sent), 180, 2.0, what="waves 8-9 committed after the recovery")
 
         # A stale version id is refused: the guard of every change.
         with pytest.raises(ClientError) as e:

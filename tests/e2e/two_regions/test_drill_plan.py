@@ -4,9 +4,12 @@ without --yes: the emulator's call record (sandbox/api_calls.py) shows only read
 write made the same way shows up in the same diff."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cli.main import main
+from conf.settings import load
 from connectors.producer import put
 from sandbox import api_calls
 
@@ -14,20 +17,28 @@ pytestmark = pytest.mark.e2e
 READS = ("Describe", "List", "Get")
 
 
-def _operator_calls_during(sb, action) -> dict[str, int]:
-    key = sb.settings.aws.access_key_id
+KEY = "drill-planner"  # the drill's own access key: the replication stand-ins sign as the operator too
+
+
+def _calls_during(sb, action) -> dict[str, int]:
     before = api_calls.fetch(sb.settings.aws.endpoint)
     action()
     after = api_calls.fetch(sb.settings.aws.endpoint)
-    return {c.action: n - before.get(c, 0) for c, n in after.items() if c.key == key and n > before.get(c, 0)}
+    return {c.action: n - before.get(c, 0) for c, n in after.items() if c.key == KEY and n > before.get(c, 0)}
 
 
-def test_a_drill_on_a_deployment_prints_its_plan_and_changes_nothing_without_yes(two_regions, capsys):
+def test_a_drill_on_a_deployment_prints_its_plan_and_changes_nothing_without_yes(two_regions, capsys, tmp_path):
     sb = two_regions
-    argv = ["--properties", str(sb.properties), "drill", "region-loss", "--backend", "managed-flink",
+    doc = json.loads(sb.properties.read_text())
+    for g in doc:
+        if g["PropertyGroupId"] == "homeflow.aws":
+            g["PropertyMap"].update({"access.key.id": KEY, "secret.access.key": "x"})
+    props = tmp_path / "deployment.json"
+    props.write_text(json.dumps(doc))
+    argv = ["--properties", str(props), "drill", "region-loss", "--backend", "managed-flink",
             "--target", "deployment"]
     codes = []
-    calls = _operator_calls_during(sb, lambda: codes.append(main(argv)))
+    calls = _calls_during(sb, lambda: codes.append(main(argv)))
     out = capsys.readouterr().out
     assert codes == [0], out
     assert f"plan: region-loss drill on {sb.settings.aws.endpoint}" in out
@@ -37,5 +48,5 @@ def test_a_drill_on_a_deployment_prints_its_plan_and_changes_nothing_without_yes
     assert all(a.split(":")[1].startswith(READS) for a in calls)
 
     # Control: a write by the same key in the same kind of window is seen.
-    calls = _operator_calls_during(sb, lambda: put(sb.settings, "us-east-1", [("plan-control", b"{not json")]))
+    calls = _calls_during(sb, lambda: put(load(props), "us-east-1", [("plan-control", b"{not json")]))
     assert any(not a.split(":")[1].startswith(READS) for a in calls), calls
