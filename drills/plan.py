@@ -19,8 +19,8 @@ CALLS = {
                     "StartApplication A RESTORE_FROM_LATEST_SNAPSHOT (its backlog drains, marked stranded)",
                     "routing table: A ACTIVE (failback, a planned move)"],
     "upgrade": ["StopApplication A (the service snapshots it)",
-                "UpdateApplication A parallelism 2, StartApplication A RESTORE_FROM_CUSTOM_SNAPSHOT",
-                "StopApplication A, UpdateApplication A parallelism 1, StartApplication A from that snapshot"],
+                "UpdateApplication A to twice its parallelism, StartApplication A RESTORE_FROM_CUSTOM_SNAPSHOT",
+                "StopApplication A, UpdateApplication A back to its parallelism, StartApplication A from that snapshot"],
 }
 # The drill's own duration bound, s: traffic stops by itself at this age whatever happens.
 MAX_TRAFFIC_S = {"move-keys": 300, "region-loss": 600, "upgrade": 600}

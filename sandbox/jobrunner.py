@@ -48,8 +48,9 @@ def start_job(region: str, properties: Path = LOCAL_PROPERTIES, log_dir: Path = 
     # Its temporary files (the minicluster's working directories, about 75 MB a start) go under
     # log_dir, not /tmp: a killed job never removes them, and on this machine /tmp filled its disk.
     tmp = tempfile.mkdtemp(prefix=f"tmp-{region}-", dir=log_dir)
-    env = dict(os.environ, FLINK_LOG_DIR=str(flink_logs), PYTHONUNBUFFERED="1", TMPDIR=tmp,
-               JVM_ARGS=f"{os.environ.get('JVM_ARGS', '')} -Djava.io.tmpdir={tmp}".strip(), **(env_extra or {}))
+    env = dict(os.environ, FLINK_LOG_DIR=str(flink_logs), PYTHONUNBUFFERED="1", TMPDIR=tmp)
+    env.update(env_extra or {})
+    env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} -Djava.io.tmpdir={tmp}".strip()
     log = log_dir / f"job-{region}.out"
     argv = [sys.executable, *(module_or_script or ["-m", "jobs.ingest"]),
             "--region", region, "--properties", str(properties), *(extra_args or [])]
