@@ -258,8 +258,8 @@ class ManagedFlinkBackend:
                 self.kda(r).update_application(
                     ApplicationName=self.app, CurrentApplicationVersionId=d["ApplicationVersionId"],
                     ApplicationConfigurationUpdate={"EnvironmentPropertyUpdates": {"PropertyGroups": groups}})
-            self.say(f"      {r}: application {self.app} version {self.status(r)['ApplicationVersionId']}, "
-                     f"{self.status(r)['ApplicationStatus']}")
+            d = self.status(r)
+            self.say(f"      {r}: application {self.app} version {d['ApplicationVersionId']}, {d['ApplicationStatus']}")
 
     def start(self, region: str, restore: str = "latest", parallelism: int | None = None) -> None:
         self.launch(region, restore, parallelism)

@@ -181,7 +181,7 @@ def test_region_loss_on_a_deployment_it_did_not_create(tmp_path, app_zip, capsys
     from cli.main import main
     from drills.backends import ManagedFlinkBackend
     from sandbox import api_calls
-    from sandbox.local_cluster import Sandbox
+    from sandbox.local_cluster import Sandbox, with_key
     sb = Sandbox(tmp_path / "deployment", 4605, list(REGIONS), lake={"expire.older.than.ms": "0"},
                  **{"table.wait.ms": "20000", "handoff.timeout.ms": "20000"}).up()
     try:
@@ -192,12 +192,7 @@ def test_region_loss_on_a_deployment_it_did_not_create(tmp_path, app_zip, capsys
         for r in REGIONS:
             mine.wait_started(r)
         # The drill signs with a key of its own (the replication stand-ins sign as the operator).
-        doc = json.loads(sb.properties.read_text())
-        for g in doc:
-            if g["PropertyGroupId"] == "homeflow.aws":
-                g["PropertyMap"].update({"access.key.id": "game-day", "secret.access.key": "x"})
-        props = tmp_path / "deployment.json"
-        props.write_text(json.dumps(doc))
+        props = with_key(sb.properties, tmp_path / "deployment.json", "game-day")
         code = main(["--properties", str(props), "drill", "region-loss", "--backend", "managed-flink",
                      "--target", "deployment", "--yes", "--out", str(tmp_path / "drill")])
         out = capsys.readouterr().out

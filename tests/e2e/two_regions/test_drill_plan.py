@@ -4,14 +4,13 @@ without --yes: the emulator's call record (sandbox/api_calls.py) shows only read
 write made the same way shows up in the same diff."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from cli.main import main
 from conf.settings import load
 from connectors.producer import put
 from sandbox import api_calls
+from sandbox.local_cluster import with_key
 
 pytestmark = pytest.mark.e2e
 READS = ("Describe", "List", "Get")
@@ -29,12 +28,7 @@ def _calls_during(sb, action) -> dict[str, int]:
 
 def test_a_drill_on_a_deployment_prints_its_plan_and_changes_nothing_without_yes(two_regions, capsys, tmp_path):
     sb = two_regions
-    doc = json.loads(sb.properties.read_text())
-    for g in doc:
-        if g["PropertyGroupId"] == "homeflow.aws":
-            g["PropertyMap"].update({"access.key.id": KEY, "secret.access.key": "x"})
-    props = tmp_path / "deployment.json"
-    props.write_text(json.dumps(doc))
+    props = with_key(sb.properties, tmp_path / "deployment.json", KEY)
     argv = ["--properties", str(props), "drill", "region-loss", "--backend", "managed-flink",
             "--target", "deployment"]
     codes = []
