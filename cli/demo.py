@@ -11,8 +11,8 @@ from conf.settings import Settings, load
 from connectors import routing_control
 from sandbox import services as sandbox
 from sandbox.jobrunner import JobProcess, await_canaries, start_job, wait_until
-from cli.produce import decode, events, put, read_stream
 from connectors import lake
+from connectors.producer import decode, events, put, read_stream
 
 
 def _visible(settings: Settings, regions: list[str]) -> dict[str, dict[str, int]]:

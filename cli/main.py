@@ -42,7 +42,7 @@ def cmd_sandbox(args) -> int:
 
 
 def cmd_produce(args) -> int:
-    from cli.produce import produce
+    from connectors.producer import produce
     s = _settings(args)
     r = produce(s, args.region, args.events, args.keys, args.seed)
     print(f"{args.region}: {r.sent} events in {r.seconds:.2f}s ({r.sent / max(r.seconds, 1e-9):.0f}/s), "
@@ -68,6 +68,12 @@ def cmd_query(args) -> int:
         for r in regions:
             n, d = count_rows(s, r)
             print(f"{r:12} {n:>8} {d:>19}")
+        return 0
+    if args.drill:
+        from cli.query import drill_rows
+        print(f"{'table':34} {'home':12} {'rows':>8}   (drill {args.drill}; delete with)")
+        for r in drill_rows(s, regions, args.drill):
+            print(f"{r['table']:34} {r['home']:12} {r['rows']:>8}   {r['delete']}")
         return 0
     rows = summary(s, regions)
     print(f"{'table':34} {'home':12} {'rows':>8} {'keys':>6} {'snapshots':>9}")
@@ -109,6 +115,8 @@ def cmd_lake(args) -> int:
         if args.action == "init":
             t = lake.ensure_table(s, region)
             print(f"{region}: {t.identifier} at {t.metadata_location}")
+            d = lake.ensure_dead_letter_table(s, region)
+            print(f"{region}: {d.identifier} at {d.metadata_location}")
         elif args.action == "stats":
             from connectors.maintenance import stats
             t = lake.load_table(s, region)
@@ -154,8 +162,7 @@ def cmd_package(args) -> int:
 
 def cmd_deploy(args) -> int:
     from pathlib import Path
-    from cli import deploy
-    from connectors import aws
+    from connectors import aws, managed_flink
     s = _settings(args)
     region = args.region or s.job.region
     name = args.application
@@ -175,35 +182,35 @@ def cmd_deploy(args) -> int:
                 raise SystemExit(f"error: --parameter {kv}: expected KEY=VALUE")
             extra[k] = v
         if args.action == "plan":
-            for line in deploy.plan(s, region, zip_path, extra).lines(region):
+            for line in managed_flink.plan(s, region, zip_path, extra).lines(region):
                 print(line)
         else:
-            deploy.apply(s, region, zip_path, out=lambda m: print(m, flush=True), timeout=args.timeout, extra=extra,
-                         allow_non_restored=args.allow_non_restored_state)
+            managed_flink.apply(s, region, zip_path, out=lambda m: print(m, flush=True), timeout=args.timeout,
+                                extra=extra, allow_non_restored=args.allow_non_restored_state)
     elif args.action == "app":
         if args.verb == "start":
-            deploy.start(kda, name, args.restore, out=lambda m: print(m, flush=True), timeout=args.timeout,
-                         allow_non_restored=args.allow_non_restored_state)
+            managed_flink.start(kda, name, args.restore, out=lambda m: print(m, flush=True), timeout=args.timeout,
+                                allow_non_restored=args.allow_non_restored_state)
         elif args.verb == "stop":
-            deploy.stop(kda, name, args.force, out=lambda m: print(m, flush=True), timeout=args.timeout)
+            managed_flink.stop(kda, name, args.force, out=lambda m: print(m, flush=True), timeout=args.timeout)
         else:
-            for line in deploy.status_lines(kda, name):
+            for line in managed_flink.status_lines(kda, name):
                 print(line)
     elif args.action == "snapshots":
         if args.verb == "create":
             import time
-            snap = deploy.create_snapshot(kda, name, args.name or f"manual-{int(time.time())}")
+            snap = managed_flink.create_snapshot(kda, name, args.name or f"manual-{int(time.time())}")
             print(f"snapshot {snap['SnapshotName']}: {snap['SnapshotStatus']} (version {snap['ApplicationVersionId']})")
         elif args.verb == "delete":
             if not args.name:
                 raise SystemExit("error: snapshots delete needs the snapshot's name")
-            deploy.delete_snapshot(kda, name, args.name)
+            managed_flink.delete_snapshot(kda, name, args.name)
             print(f"snapshot {args.name}: deleted")
         else:
-            for line in deploy.snapshot_lines(deploy.snapshots(kda, name)):
+            for line in managed_flink.snapshot_lines(managed_flink.snapshots(kda, name)):
                 print(line)
     else:  # rollback
-        deploy.rollback(kda, name, out=lambda m: print(m, flush=True), timeout=args.timeout)
+        managed_flink.rollback(kda, name, out=lambda m: print(m, flush=True), timeout=args.timeout)
     return 0
 
 
@@ -248,15 +255,72 @@ def cmd_cluster(args) -> int:
 def cmd_drill(args) -> int:
     from pathlib import Path
     from drills.run import DrillOptions, run
+    from drills.run import MANAGED_FLINK_SCENARIOS, validate
     a, b = [r.strip() for r in args.regions.split(",")]
+    if args.target == "deployment":
+        return _drill_plan(args, (a, b))
     out = Path(args.out or f".sandbox/drills/{args.scenario}")
     opts = DrillOptions(scenario=args.scenario, out=out, backend=args.backend,
                         handoff="none" if args.no_handoff else "ordered", regions=(a, b), port=args.port,
                         rest_port=args.rest_port, keys=args.keys, rate=args.rate, flips=args.flips,
                         ddb_lag=args.ddb_lag, s3_lag=args.s3_lag, keep=args.keep, dedup_seed=args.dedup_seed,
-                        retry_share=args.retries)
+                        retry_share=args.retries, recovery=args.recovery,
+                        zip=Path(args.zip) if args.zip else None)
+    if args.backend == "managed-flink" and opts.zip is None and args.scenario in MANAGED_FLINK_SCENARIOS:
+        from cli.package import build_zip
+        print(f"building the application zip ({out / 'app.zip'})", flush=True)
+        opts.zip = build_zip(out.resolve() / "app.zip")
+    try:
+        validate(opts)
+    except ValueError as e:
+        print(f"homeflow drill: {e}", file=sys.stderr)
+        return 2
     report = run(opts, say=lambda m: print(m, flush=True))
     return 0 if report["passed"] else 1
+
+
+def _drill_plan(args, regions: tuple[str, str]) -> int:
+    """A drill on a deployment the drill did not create (the --properties file's): the plan, read
+    with read-only calls; nothing changes without --yes."""
+    from drills import plan as drill_plan
+    if args.backend != "managed-flink" or args.scenario not in drill_plan.CALLS:
+        print(f"homeflow drill: --target deployment runs {', '.join(drill_plan.CALLS)} with --backend managed-flink",
+              file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    p = drill_plan.Plan(args.scenario, regions, args.application, args.keys, args.rate, args.flips)
+    statuses, streams = drill_plan.gather(settings, p)
+    lines = p.lines(settings, statuses, streams)
+    if not args.yes:
+        print("\n".join(lines))
+        return 0
+    print("\n".join(lines[:-1]) + "\n  going ahead (--yes)", flush=True)
+    from pathlib import Path
+    from drills.run import DrillOptions, run
+    opts = DrillOptions(scenario=args.scenario, out=Path(args.out or f".sandbox/drills/{args.scenario}-deployment"),
+                        backend="managed-flink", recovery="snapshot", target="deployment",
+                        properties=Path(args.properties), application=args.application, regions=regions,
+                        keys=args.keys, rate=args.rate, flips=args.flips)
+    report = run(opts, say=lambda m: print(m, flush=True))
+    return 0 if report["passed"] else 1
+
+
+def cmd_docs(args) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    mkdocs = [sys.executable, "-m", "mkdocs"]
+    os.environ["NO_MKDOCS_2_WARNING"] = "true"  # the theme's banner about MkDocs 2.0, not about this site
+    if args.serve:
+        print(f"docs on http://127.0.0.1:{args.port}/ (Ctrl-C stops)", flush=True)
+        return subprocess.call([*mkdocs, "serve", "--dev-addr", f"127.0.0.1:{args.port}"], cwd=root)
+    r = subprocess.run([*mkdocs, "build", "--strict", "--site-dir", str(root / "site")], cwd=root,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"mkdocs build failed:\n{r.stderr[-2000:]}")
+    print(f"built {root / 'site' / 'index.html'} (open it in a browser; nothing is fetched from the network)")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -288,10 +352,11 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sandbox)
 
     sp = sub.add_parser("produce", help="write envelope records to a region's ingest stream")
-    sp.add_argument("--region", required=True)
-    sp.add_argument("--events", type=int, default=1000)
-    sp.add_argument("--keys", type=int, default=100)
-    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--region", required=True, help="the region whose ingest stream to write")
+    sp.add_argument("--events", type=int, default=1000, help="how many events (default: %(default)s)")
+    sp.add_argument("--keys", type=int, default=100, help="distinct business keys (default: %(default)s)")
+    sp.add_argument("--seed", type=int, default=1,
+                    help="random seed: the same seed writes the same event_ids (default: %(default)s)")
     sp.set_defaults(func=cmd_produce)
 
     sp = sub.add_parser("query", help="count lake rows per home-region table (pyiceberg)")
@@ -300,12 +365,15 @@ def parser() -> argparse.ArgumentParser:
                     help="reader: pyiceberg through the DynamoDB catalog, or DuckDB's own Iceberg scan")
     sp.add_argument("--reader", metavar="REGION",
                     help="read as a reader in REGION: other homes' tables through REGION's read pointers")
+    sp.add_argument("--drill", metavar="RUN_ID",
+                    help="only a drill's rows (event_ids starting with its run id, e.g. region-loss-1a2b3c4d), "
+                         "with the statement that deletes them")
     sp.set_defaults(func=cmd_query)
 
     sp = sub.add_parser("publish", help="advance a reader region's read pointers as replication completes")
-    sp.add_argument("--reader", required=True, metavar="REGION")
-    sp.add_argument("--interval", type=float, default=1.0)
-    sp.add_argument("--once", action="store_true")
+    sp.add_argument("--reader", required=True, metavar="REGION", help="the reader region whose pointers to advance")
+    sp.add_argument("--interval", type=float, default=1.0, help="seconds between rounds (default: %(default)s)")
+    sp.add_argument("--once", action="store_true", help="one round, then exit")
     sp.set_defaults(func=cmd_publish)
 
     sp = sub.add_parser("routes", help="show or change the routing table (written in one region); follow a "
@@ -333,14 +401,15 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_routes)
 
     sp = sub.add_parser("route", help="print the home region and epoch of a business key")
-    sp.add_argument("key")
+    sp.add_argument("key", help="the business key")
     sp.add_argument("--region", help="read the routing table from this region (default: the configured one)")
     sp.set_defaults(func=cmd_route)
 
-    sp = sub.add_parser("lake", help="init: create the Iceberg tables if missing; stats: files, snapshots, "
+    sp = sub.add_parser("lake", help="init: create the Iceberg tables (home and dead-letter archive) if missing; "
+                                     "stats: files, snapshots, "
                                      "small-file ratio; resume: what a restored Flink job would find committed")
-    sp.add_argument("action", choices=["init", "stats", "resume"])
-    sp.add_argument("--region")
+    sp.add_argument("action", choices=["init", "stats", "resume"], help="what to do (above)")
+    sp.add_argument("--region", help="only this home region's table (default: every one)")
     sp.add_argument("--job", action="append", default=[], metavar="FLINK_JOB_ID",
                     help="resume: also check this job (the directory name above a checkpoint's chk-N)")
     sp.set_defaults(func=cmd_lake)
@@ -364,11 +433,12 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("stop", help="stop a local job with a savepoint (failover drills); prints its path")
     sp.add_argument("--rest-port", type=int, required=True, help="the job's --rest-port")
     sp.add_argument("--savepoint-dir", required=True, help="directory or URI for the savepoint")
-    sp.add_argument("--timeout", type=float, default=180)
+    sp.add_argument("--timeout", type=float, default=180,
+                    help="seconds to wait for the savepoint (default: %(default)s)")
     sp.set_defaults(func=cmd_stop)
 
     sp = sub.add_parser("package", help="build the Managed Flink application zip")
-    sp.add_argument("--output", default="dist/homeflow-managed-flink.zip")
+    sp.add_argument("--output", default="dist/homeflow-managed-flink.zip", help="the zip to write (default: %(default)s)")
     sp.set_defaults(func=cmd_package)
 
     sp = sub.add_parser("deploy", help="deploy a region to Managed Flink (on the sandbox: its stand-in), "
@@ -397,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
                                 "operators the new code does not have (AllowNonRestoredState)")
         common(q)
     q = dsub.add_parser("app", help="start | stop | status of the application")
-    q.add_argument("verb", choices=["start", "stop", "status"])
+    q.add_argument("verb", choices=["start", "stop", "status"], help="what to do with the application")
     q.add_argument("--restore", default="latest", metavar="latest|none|SNAPSHOT",
                    help="start: from the latest snapshot (default; none yet: without state), without state, "
                         "or from the named snapshot")
@@ -408,7 +478,7 @@ def parser() -> argparse.ArgumentParser:
                         "(AllowNonRestoredState)")
     common(q)
     q = dsub.add_parser("snapshots", help="list | create [--name N] | delete --name N")
-    q.add_argument("verb", choices=["list", "create", "delete"])
+    q.add_argument("verb", choices=["list", "create", "delete"], help="what to do with snapshots")
     q.add_argument("--name", help="the snapshot's name (create: default manual-<epoch s>)")
     common(q, wait=False)
     q = dsub.add_parser("rollback", help="back to the previous version that ran, from the latest snapshot")
@@ -416,7 +486,8 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("cluster", help="a local standalone Flink cluster (JobManager + TaskManagers on loopback) "
                                         "from the PyFlink package; submit regional jobs to it as `flink run` does")
-    sp.add_argument("action", choices=["up", "down", "status", "submit"])
+    sp.add_argument("action", choices=["up", "down", "status", "submit"],
+                    help="up/down/status of the cluster; submit: a regional job to it")
     sp.add_argument("--rest-port", type=int, default=8081, help="the JobManager's REST port (default: %(default)s)")
     sp.add_argument("--taskmanagers", type=int, default=1, help="up: TaskManagers to start (default: %(default)s)")
     sp.add_argument("--slots", type=int, default=4, help="up: slots per TaskManager (default: %(default)s)")
@@ -438,19 +509,35 @@ def parser() -> argparse.ArgumentParser:
                          "return, failback; upgrade: stop with savepoint, restart with parallelism 1->2->1; "
                          "reshard: split, then merge, a shard of every ingest and forward stream (on kinesis-mock); "
                          "replay: drain, ACTIVE, DOWN, ACTIVE, then a start without state of the first region")
-    sp.add_argument("--backend", choices=["minicluster", "cluster"], default="minicluster",
-                    help="minicluster: one job process per region; cluster: a local standalone Flink cluster")
+    sp.add_argument("--backend", choices=["minicluster", "cluster", "managed-flink"], default="minicluster",
+                    help="minicluster: one job process per region; cluster: a local standalone Flink cluster; "
+                         "managed-flink: Managed Flink applications driven through the kinesisanalyticsv2 API "
+                         "(the sandbox's stand-in; move-keys, region-loss, upgrade)")
+    sp.add_argument("--zip", help="managed-flink: the application zip (default: built with homeflow package)")
+    sp.add_argument("--recovery", choices=["checkpoint", "snapshot"], default="checkpoint",
+                    help="managed-flink: a killed application comes back by the service's automatic recovery "
+                         "from its latest checkpoint (an injected instance failure), or by a forced stop and a "
+                         "start from its latest snapshot (all a real account allows)")
+    sp.add_argument("--target", choices=["sandbox", "deployment"], default="sandbox",
+                    help="sandbox: the drill's own fresh sandbox; deployment: the running applications and streams "
+                         "the --properties file names (managed-flink; a kill is a forced stop, the return a start "
+                         "from the latest snapshot): prints the drill's plan and changes nothing without --yes")
+    sp.add_argument("--application", default="homeflow",
+                    help="--target deployment: the application name in each region (default: %(default)s)")
+    sp.add_argument("--yes", action="store_true", help="--target deployment: go ahead after the plan")
     sp.add_argument("--no-handoff", action="store_true",
                     help="the control: run the jobs without the ordered hand-off (its verdict expects per-key inversions: shows the check can fail)")
-    sp.add_argument("--dedup-seed", choices=["lake", "home"], default="lake",
-                    help="replay's control: 'home' seeds a start without state from its own table only (its "
-                         "verdict expects duplicates: shows the check can fail)")
+    sp.add_argument("--dedup-seed", choices=["lake", "home", "none"], default="lake",
+                    help="controls (their verdicts expect duplicates: they show the check can fail): 'home' "
+                         "seeds a start from the region's own table only (replay); 'none' seeds nothing, so a "
+                         "start from an older snapshot (region-loss --recovery snapshot) commits again what was "
+                         "committed since")
     sp.add_argument("--regions", default="us-east-1,eu-west-1", help="the two regions (first: the one lost/moved)")
     sp.add_argument("--out", help="report directory (default: .sandbox/drills/SCENARIO)")
     sp.add_argument("--port", type=int, default=4577, help="the drill's emulator port (default: %(default)s)")
     sp.add_argument("--rest-port", type=int, default=18120,
                     help="Flink REST port (this and the next: one per region) (default: %(default)s)")
-    sp.add_argument("--keys", type=int, default=40)
+    sp.add_argument("--keys", type=int, default=40, help="business keys in the drill's traffic (default: %(default)s)")
     sp.add_argument("--rate", type=float, default=100.0, help="events/s per producing region (default: %(default)s)")
     sp.add_argument("--flips", type=int, default=5, help="move-keys: moves each way (default: %(default)s)")
     sp.add_argument("--retries", type=float, default=0.0,
@@ -461,11 +548,21 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep", action="store_true", help="leave the drill's sandbox and jobs running afterwards")
     sp.set_defaults(func=cmd_drill)
 
+    from cli import dead_letters
+    dead_letters.add_parser(sub)
+
+    sp = sub.add_parser("docs", help="build the documentation site into site/ (open site/index.html), or serve "
+                                     "it on loopback with --serve")
+    sp.add_argument("--serve", action="store_true", help="serve on 127.0.0.1 and rebuild on every change")
+    sp.add_argument("--port", type=int, default=8000, help="--serve: the port (default: %(default)s)")
+    sp.set_defaults(func=cmd_docs)
+
     sp = sub.add_parser("demo", help="sandbox up, two regional jobs, produce, wait for commits, summary, down")
-    sp.add_argument("--regions", default="us-east-1,eu-west-1")
-    sp.add_argument("--events", type=int, default=2000, help="events per region")
-    sp.add_argument("--keys", type=int, default=200)
-    sp.add_argument("--timeout", type=float, default=300)
+    sp.add_argument("--regions", default="us-east-1,eu-west-1", help="the regions to run (default: %(default)s)")
+    sp.add_argument("--events", type=int, default=2000, help="events per region (default: %(default)s)")
+    sp.add_argument("--keys", type=int, default=200, help="distinct business keys (default: %(default)s)")
+    sp.add_argument("--timeout", type=float, default=300,
+                    help="seconds to wait for every event to be committed (default: %(default)s)")
     sp.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
     sp.set_defaults(func=cmd_demo)
     return p

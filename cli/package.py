@@ -5,13 +5,14 @@ Layout (the AWS Managed Flink Python examples' conventions):
     main.py                      entry point (run option `python`)
     jobs/ udfs/ connectors/ conf/   the job's code
     lib/homeflow-connectors.jar  ONE jar with every Java dependency (run option `jarfile`)
-    site_packages/               pure-Python dependencies the runtime lacks (run option `pyFiles`)
+    site_packages/               what the runtime lacks: pyiceberg, boto3, ... (run option `pyFiles`)
 
 Run options to set on the application (property group kinesis.analytics.flink.run.options):
     python=main.py  jarfile=lib/homeflow-connectors.jar  pyFiles=site_packages/
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,8 +22,22 @@ from pathlib import Path
 from sandbox.paths import JAR, ROOT
 
 PACKAGES = ("jobs", "udfs", "connectors", "conf")
-# What the job imports at run time beyond PyFlink: boto3 for the routing-table poller.
-RUNTIME_REQUIREMENTS = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "python-dateutil", "six")
+# What the job imports at run time beyond PyFlink (the Managed Flink runtime has apache-flink and
+# its requirements: apache-beam, pyarrow, pandas, numpy, fastavro, requests, ruamel.yaml, ...), and,
+# as pip runs with --no-deps, every requirement of those the runtime does not guarantee.
+# tests/unit/test_package_deps.py checks this list against the job's imports and the metadata.
+RUNTIME_REQUIREMENTS = (
+    # boto3: the routing-table poller, acks, the lake's S3/DynamoDB clients
+    "boto3", "botocore", "jmespath", "s3transfer", "urllib3", "python-dateutil", "six",
+    # pyiceberg[pyarrow,dynamodb]: the lake (read publisher, read pointer, lake view, dedup seed);
+    # pyarrow itself is PyFlink's, never shipped
+    "pyiceberg", "click", "fsspec", "mmhash3", "rich", "markdown-it-py", "mdurl", "pygments",
+    "sortedcontainers", "strictyaml",
+    "pydantic", "pydantic-core", "annotated-types", "typing-inspection",
+    # pydantic needs typing-extensions>=4.16 and pyiceberg pyparsing>=3.1; the runtime's own
+    # constraints only promise >=4.12 and >=2.4.2, so the pinned ones ship (pure Python)
+    "typing-extensions", "pyparsing",
+)
 RUN_OPTIONS = {"python": "main.py", "jarfile": "lib/homeflow-connectors.jar", "pyFiles": "site_packages/"}
 
 MAIN = '''"""Managed Flink entry point: properties from /etc/flink/application_properties.json."""
@@ -41,10 +56,20 @@ if __name__ == "__main__":
 '''
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _pinned(names: tuple[str, ...]) -> list[str]:
-    lock = (ROOT / "requirements.lock").read_text().splitlines()
-    wanted = {n.lower() for n in names}
-    return [line for line in lock if line.split("==")[0].lower() in wanted]
+    """`name==version` from requirements.lock for each of `names` (spelt either way: - _ .)."""
+    lock = [line.strip() for line in (ROOT / "requirements.lock").read_text().splitlines()
+            if "==" in line and not line.lstrip().startswith("#")]
+    wanted = {_canonical(n) for n in names}
+    pins = [line for line in lock if _canonical(line.split("==")[0]) in wanted]
+    unpinned = wanted - {_canonical(line.split("==")[0]) for line in pins}
+    if unpinned:
+        raise SystemExit(f"requirements.lock pins no {', '.join(sorted(unpinned))}")
+    return pins
 
 
 def build_zip(output: str | Path) -> Path:

@@ -61,6 +61,7 @@ class LakeSettings:
     expire_older_than_ms: int
     expire_retain_last: int
     expire_interval_ms: int
+    dead_letter_retention_days: int = 90  # the dead-letter archive keeps this many days (0: forever)
 
     def bucket(self, region: str) -> str:
         return f"{self.bucket_prefix}-{region}"
@@ -70,6 +71,9 @@ class LakeSettings:
 
     def table_name(self, region: str) -> str:
         return f"{self.table_prefix}_{region.replace('-', '_')}"
+
+    def dead_letter_table_name(self, region: str) -> str:
+        return f"dead_letters_{region.replace('-', '_')}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,16 @@ class Settings:
 
 # ---------------------------------------------------------------- parsing helpers
 
+def _described(kind: str, bounds: str = ""):
+    """Tag a converter with the type and bounds the configuration reference prints."""
+    def tag(conv):
+        conv.kind, conv.bounds = kind, bounds
+        return conv
+    return tag
+
+
 def _int(lo: int, hi: int) -> Callable[[str], int]:
+    @_described("integer", f"{lo:,} .. {hi:,}")
     def conv(v: str) -> int:
         try:
             n = int(str(v).strip())
@@ -130,6 +143,7 @@ def _int(lo: int, hi: int) -> Callable[[str], int]:
 def _off_or_int(lo: int, hi: int) -> Callable[[str], int]:
     within = _int(lo, hi)
 
+    @_described("integer", f"0 (off) or {lo:,} .. {hi:,}")
     def conv(v: str) -> int:
         if str(v).strip() == "0":
             return 0
@@ -141,6 +155,7 @@ def _off_or_int(lo: int, hi: int) -> Callable[[str], int]:
 
 
 def _choice(*options: str) -> Callable[[str], str]:
+    @_described("choice", " | ".join(options))
     def conv(v: str) -> str:
         s = str(v).strip()
         if s.lower() not in [o.lower() for o in options]:
@@ -149,6 +164,7 @@ def _choice(*options: str) -> Callable[[str], str]:
     return conv
 
 
+@_described("AWS region", "e.g. us-east-1")
 def _region(v: str) -> str:
     s = str(v).strip()
     if not REGION_RE.match(s):
@@ -156,6 +172,7 @@ def _region(v: str) -> str:
     return s
 
 
+@_described("list of AWS regions", "comma-separated, distinct")
 def _regions(v: str) -> tuple[str, ...]:
     items = tuple(_region(x) for x in str(v).split(",") if x.strip())
     if len(items) < 1 or len(set(items)) != len(items):
@@ -163,6 +180,7 @@ def _regions(v: str) -> tuple[str, ...]:
     return items
 
 
+@_described("name", "letters, digits, _ . -; 1-128 characters")
 def _name(v: str) -> str:
     s = str(v).strip()
     if not STREAM_RE.match(s):
@@ -170,6 +188,7 @@ def _name(v: str) -> str:
     return s
 
 
+@_described("URL", "http(s)://host[:port]")
 def _url(v: str) -> str:
     s = str(v).strip()
     if not re.match(r"^https?://[^/\s]+/?$", s):
@@ -177,6 +196,7 @@ def _url(v: str) -> str:
     return s.rstrip("/")
 
 
+@_described("string", "not empty")
 def _str(v: str) -> str:
     s = str(v).strip()
     if not s:
@@ -186,83 +206,144 @@ def _str(v: str) -> str:
 
 REQUIRED = object()
 
-# group -> key -> (converter, default)
-SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
+
+@dataclass(frozen=True)
+class Prop:
+    """One property of the schema: its converter (which carries type and bounds), its default
+    (REQUIRED when there is none) and what it means. docs/reference/configuration.md is
+    generated from these, so the reference cannot drift from what the loader accepts."""
+    conv: Callable[[str], Any]
+    default: Any
+    doc: str
+
+
+# group -> key -> Prop
+SCHEMA: dict[str, dict[str, Prop]] = {
     "homeflow.job": {
-        "region": (_region, REQUIRED),
-        "regions": (_regions, REQUIRED),
-        "parallelism": (_int(1, 256), 1),
-        "checkpoint.interval.ms": (_int(200, 3_600_000), 10_000),
-        "python.execution.mode": (_choice("thread", "process"), "thread"),
+        "region": Prop(_region, REQUIRED, "The region this job runs in: the home whose table it commits."),
+        "regions": Prop(_regions, REQUIRED, "Every region of the deployment (the routing table may name only these)."),
+        "parallelism": Prop(_int(1, 256), 1, "Parallelism of the job's operators (Managed Flink's own parallelism "
+                            "setting wins there)."),
+        "checkpoint.interval.ms": Prop(_int(200, 3_600_000), 10_000,
+                                       "Checkpoint interval: the lake commits once per completed checkpoint, so this "
+                                       "is the commit latency. On Managed Flink the stack sets it and the "
+                                       "application's CheckpointConfiguration to one value (CheckpointIntervalMs)."),
+        "python.execution.mode": Prop(_choice("thread", "process"), "thread",
+                                      "PyFlink's Python execution mode (thread: in the TaskManager's JVM; "
+                                      "process: a separate Python worker)."),
         # Each re-forward happens under a newer epoch, so forwarding cannot loop; a record in
         # flight bounces once per move it meets. 4 lets it meet two overlapping moves.
-        "max.hops": (_int(2, 10), 4),
-        "max.record.bytes": (_int(64, 1_000_000), 256 * 1024),
-        "dedup.ttl.hours": (_int(24, 24 * 30), 24),
-        "routing.table": (_name, "homeflow-routing"),
-        "routing.poll.ms": (_int(100, 60_000), 1_000),
-        "lake.stats.interval.ms": (_int(1_000, 3_600_000), 15_000),
-        # How often the job advances this region's read pointers and lake view (0: never).
-        "read.publish.interval.ms": (_off_or_int(200, 3_600_000), 1_000),
-        "handoff": (_choice("ordered", "none"), "ordered"),
-        "handoff.timeout.ms": (_int(1_000, 3_600_000), 30_000),
-        "table.wait.ms": (_int(1_000, 3_600_000), 30_000),
-        # What a start without state counts as committed: every home table's event_ids (lake), only
-        # this region's (home: the behaviour before 2026-12-04, kept as the control), or none.
-        "dedup.seed": (_choice("lake", "home", "none"), "lake"),
-        "checkpoint.dir": (_str, None),
-        # A key's order is kept per entry lane (the ingest stream a record entered through); `origin`
-        # keys it by the producer's declared origin and marks every suspect, as before 2026-12-04:
-        # only for the control that shows such marks flag rows that are in order.
-        "order.lanes": (_choice("entry", "origin"), "entry"),
-        # Records that entered through two regions are ordered by Kinesis's arrival times; within
-        # this margin the order is unknown and a suspect row is marked.
-        "order.skew.ms": (_int(0, 60_000), 100),
-        # The router takes a key group's records many at a time (dev.homeflow.flink.KeyGroupBatcher):
-        # a batch leaves when it holds this many records, this many bytes, when its first record
-        # has waited this long, and before every checkpoint barrier.
-        "batch.max.records": (_int(1, 100_000), 256),
-        # The number of key groups (Flink's max parallelism): the most the job can be rescaled to.
+        "max.hops": Prop(_int(2, 10), 4, "How many times a record may be forwarded between regions before it is "
+                         "dead-lettered (`routing-conflict`, hop limit); 4 lets a record in flight meet two "
+                         "overlapping moves."),
+        "max.record.bytes": Prop(_int(64, 1_000_000), 256 * 1024,
+                                 "Records larger than this are dead-lettered (`oversized`) instead of routed."),
+        "dedup.ttl.hours": Prop(_int(24, 24 * 30), 24,
+                                "How long the router remembers an event_id it routed (keyed state TTL); a duplicate "
+                                "within this window is dropped. Also the least replay window a start without "
+                                "state seeds."),
+        "routing.table": Prop(_name, "homeflow-routing", "The DynamoDB (global) table holding the routing document."),
+        "routing.poll.ms": Prop(_int(100, 60_000), 1_000,
+                                "How often the job reads the routing table; also paces acknowledgements. After "
+                                "a start, routing waits for a fresh table for max(5 s, 5 polls)."),
+        "lake.stats.interval.ms": Prop(_int(1_000, 3_600_000), 15_000,
+                                       "How often the job refreshes the `homeflow_lake_*` table gauges."),
+        "read.publish.interval.ms": Prop(_off_or_int(200, 3_600_000), 1_000,
+                                         "How often the job advances this region's read pointers and lake view "
+                                         "(0: never; `homeflow publish` can do it instead)."),
+        "handoff": Prop(_choice("ordered", "none"), "ordered",
+                        "ordered: a key that changes home keeps its order (markers and acquisition); "
+                        "none: the control without the hand-off."),
+        "handoff.timeout.ms": Prop(_int(1_000, 3_600_000), 30_000,
+                                   "How long a new home waits for the old home's marker before it routes the "
+                                   "key's held records anyway (they are marked `handoff-timeout`)."),
+        "table.wait.ms": Prop(_int(1_000, 3_600_000), 30_000,
+                              "How long a record routed under a newer epoch than this job's table waits for that "
+                              "table before it is dead-lettered (`stale-routing-table`)."),
+        # What every start (restores included) counts as committed: every home table's event_ids
+        # (lake), only this region's (home: the behaviour before 2026-12-04, kept as the control), or
+        # none (the control of a restart from an older snapshot).
+        "dedup.seed": Prop(_choice("lake", "home", "none"), "lake",
+                           "What a start counts as already committed, restores included: every home table's "
+                           "event_ids within the replay window (lake; a start without state, or from a snapshot "
+                           "older than the last commit, then commits nothing twice), only this region's table "
+                           "(home: a control that commits moved keys' events twice), or nothing (none: a "
+                           "control)."),
+        "checkpoint.dir": Prop(_str, None, "Local runs: where durable checkpoints go (default "
+                               "`.sandbox/checkpoints/<region>`). Ignored on Managed Flink."),
+        "order.lanes": Prop(_choice("entry", "origin"), "entry",
+                            "How a key's order is judged: per entry lane, the ingest stream and shard a record "
+                            "entered through (entry), or by the producer's declared origin (origin: a control "
+                            "that marks rows which are in order)."),
+        "order.skew.ms": Prop(_int(0, 60_000), 100,
+                              "How far two regions' Kinesis arrival times may disagree; records of one key that "
+                              "entered through two regions within this margin have no known order and a suspect "
+                              "row is marked."),
+        "batch.max.records": Prop(_int(1, 100_000), 256,
+                                  "The router takes a key group's records many at a time "
+                                  "(dev.homeflow.flink.KeyGroupBatcher): a batch leaves when it holds this many "
+                                  "records, `batch.max.bytes`, when its first record has waited `batch.max.ms`, "
+                                  "and before every checkpoint barrier."),
+        "batch.max.ms": Prop(_int(1, 10_000), 50,
+                             "The longest a record waits in a key group's batch before the batch leaves for the "
+                             "router (a quiet key does not wait longer)."),
+        "batch.max.bytes": Prop(_int(64 * 1024, 64 * 1024 * 1024), 1 << 20,
+                                "A key group's batch leaves for the router once its records hold this many bytes."),
         # Part of the state's shape: a savepoint restores only with the value it was taken with.
-        # 128 is what Flink chose for these jobs before it was a setting.
-        "max.parallelism": (_int(1, 32_768), 128),
-        "batch.max.ms": (_int(1, 10_000), 50),
-        "batch.max.bytes": (_int(64 * 1024, 64 * 1024 * 1024), 1 << 20),
+        "max.parallelism": Prop(_int(1, 32_768), 128,
+                                "The number of key groups (Flink's max parallelism): the most the job can be "
+                                "rescaled to. Part of the state's shape: a savepoint restores only with the value "
+                                "it was taken with; 128 is what Flink chose for these jobs before it was a setting."),
     },
     "homeflow.aws": {
-        "endpoint": (_url, None),
-        "access.key.id": (_str, None),
-        "secret.access.key": (_str, None),
-        "account.id": (_str, "123456789012"),
+        "endpoint": Prop(_url, None, "One endpoint for every AWS service (the local sandbox); unset on AWS."),
+        "access.key.id": Prop(_str, None, "Static credentials (the sandbox); unset on AWS, where the "
+                              "application's role applies. Set both or neither."),
+        "secret.access.key": Prop(_str, None, "The secret of `access.key.id`; set both or neither."),
+        "account.id": Prop(_str, "123456789012", "The AWS account id (stream ARNs, bucket names)."),
     },
     "homeflow.streams": {
-        "ingest": (_name, "homeflow-ingest"),
-        "forward": (_name, "homeflow-forward"),
-        "dead.letter": (_name, "homeflow-dead-letter"),
-        "initial.position": (_choice("TRIM_HORIZON", "LATEST"), "TRIM_HORIZON"),
-        "forward.ordering": (_choice("key", "none"), "key"),
-        "forward.aggregate": (_choice("on", "off"), "on"),
-        "shard.discovery.ms": (_int(1_000, 600_000), "2000"),
+        "ingest": Prop(_name, "homeflow-ingest", "The Kinesis stream producers write to, in every region."),
+        "forward": Prop(_name, "homeflow-forward", "The Kinesis stream other regions forward this region's keys to."),
+        "dead.letter": Prop(_name, "homeflow-dead-letter", "The Kinesis stream bad records go to, with a reason."),
+        "initial.position": Prop(_choice("TRIM_HORIZON", "LATEST"), "TRIM_HORIZON",
+                                 "Where a start without state begins reading the streams."),
+        "forward.ordering": Prop(_choice("key", "none"), "key",
+                                 "key: the forward sink keeps each key's order across retries (homeflow's "
+                                 "sink); none: the connector's stock KinesisStreamsSink."),
+        "forward.aggregate": Prop(_choice("on", "off"), "on",
+                                  "The key-ordered sink packs a key's consecutive records into one Kinesis record "
+                                  "(KPL aggregation format)."),
+        # Two sources per job, one ListShards each per interval: far inside the API's per-stream limit.
+        "shard.discovery.ms": Prop(_int(1_000, 600_000), "2000",
+                                   "How often each source lists its stream's shards: after a split or merge, a "
+                                   "key of the closed shard waits up to this long for its child to be read."),
     },
     "homeflow.lake": {
-        "catalog.table": (_name, "homeflow-catalog"),
-        "bucket.prefix": (_name, "homeflow-lake"),
-        "namespace": (_name, "homeflow"),
-        "table.prefix": (_name, "events"),
-        # One small file per commit adds up (86,400 a day at 1 s checkpoints): rewrite them every
-        # N commits while the job runs (0: never; `homeflow maintain` still can).
-        "compact.commits": (_off_or_int(2, 1_000_000), 60),
-        "compact.min.interval.ms": (_int(1_000, 86_400_000), 60_000),
-        "compact.target.bytes": (_int(1024 * 1024, 2 * 1024 ** 3), 128 * 1024 * 1024),
-        # Every commit adds a snapshot to the table's metadata file (about 1.1 KB: 90 MiB a day at
-        # 1 s checkpoints), which every commit rewrites and every refresh rereads. Expire what is
-        # older than this (0: never); the chain down to the newest Flink job's last commit and the
-        # published lake view's snapshot are always kept, as `homeflow maintain` keeps them.
-        # 10 minutes: 600-900 snapshots at 1 s checkpoints; the age bounds reads of older snapshots
-        # and restores of an earlier job's savepoint, never the newest job's (README, maintenance).
-        "expire.older.than.ms": (_off_or_int(1_000, 30 * 86_400_000), 600_000),
-        "expire.retain.last": (_int(1, 100_000), 10),
-        "expire.interval.ms": (_int(1_000, 86_400_000), 300_000),
+        "catalog.table": Prop(_name, "homeflow-catalog",
+                              "The DynamoDB (global) table holding the Iceberg tables' pointers."),
+        "bucket.prefix": Prop(_name, "homeflow-lake", "The lake bucket of region R is `<bucket.prefix>-R`."),
+        "namespace": Prop(_name, "homeflow", "The Iceberg namespace of the home tables."),
+        "table.prefix": Prop(_name, "events", "The home table of region R is `<table.prefix>_<R with _>`."),
+        # One small file per commit adds up (86,400 a day at 1 s checkpoints).
+        "compact.commits": Prop(_off_or_int(2, 1_000_000), 60,
+                                "Rewrite small files every N commits while the job runs (0: never; "
+                                "`homeflow maintain` still can)."),
+        "compact.min.interval.ms": Prop(_int(1_000, 86_400_000), 60_000,
+                                        "At most one compaction per this interval."),
+        "compact.target.bytes": Prop(_int(1024 * 1024, 2 * 1024 ** 3), 128 * 1024 * 1024,
+                                     "Target size of a compacted data file."),
+        # Every commit adds a snapshot (about 1.1 KB) to the metadata file every commit rewrites;
+        # 10 minutes: 600-900 snapshots at 1 s checkpoints.
+        "expire.older.than.ms": Prop(_off_or_int(1_000, 30 * 86_400_000), 600_000,
+                                     "Expire snapshots older than this while the job runs (0: never). The chain "
+                                     "down to the newest Flink job's last commit and the published lake view's "
+                                     "snapshot are always kept."),
+        "expire.retain.last": Prop(_int(1, 100_000), 10, "Snapshots always kept, however old."),
+        "expire.interval.ms": Prop(_int(1_000, 86_400_000), 300_000, "At most one expiry run per this interval."),
+        "dead.letter.retention.days": Prop(_off_or_int(1, 36_500), 90,
+                                           "Days the dead-letter archive keeps (0: forever). Whole days older "
+                                           "than this are deleted by the job, checked every expire.interval.ms."),
     },
 }
 
@@ -295,7 +376,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
     values: dict[str, dict[str, Any]] = {}
     for g, spec in SCHEMA.items():
         out = values.setdefault(g, {})
-        for k, (conv, default) in spec.items():
+        for k, prop in spec.items():
+            conv, default = prop.conv, prop.default
             raw = groups.get(g, {}).get(k)
             if raw is None or str(raw).strip() == "":
                 if default is REQUIRED:
@@ -336,7 +418,8 @@ def settings_from_groups(groups: dict[str, dict[str, str]], overrides: dict[str,
                                s["forward.ordering"], s["forward.aggregate"] == "on", s["shard.discovery.ms"]),
         lake=LakeSettings(l["catalog.table"], l["bucket.prefix"], l["namespace"], l["table.prefix"],
                           l["compact.commits"], l["compact.min.interval.ms"], l["compact.target.bytes"],
-                          l["expire.older.than.ms"], l["expire.retain.last"], l["expire.interval.ms"]),
+                          l["expire.older.than.ms"], l["expire.retain.last"], l["expire.interval.ms"],
+                          l["dead.letter.retention.days"]),
     )
 
 

@@ -43,8 +43,8 @@ def _java_catalog_properties(settings: Settings, home_region: str):
     return props
 
 
-def _table_name(settings: Settings, home_region: str) -> str:
-    return f"{settings.lake.namespace}.{settings.lake.table_name(home_region)}"
+def _table_name(settings: Settings, home_region: str, table: str | None = None) -> str:
+    return f"{settings.lake.namespace}.{table or settings.lake.table_name(home_region)}"
 
 
 def java_catalog_loader(settings: Settings, home_region: str):
@@ -54,24 +54,24 @@ def java_catalog_loader(settings: Settings, home_region: str):
         jvm.org.apache.hadoop.conf.Configuration(), DYNAMODB_CATALOG)
 
 
-def java_table_loader(settings: Settings, home_region: str):
+def java_table_loader(settings: Settings, home_region: str, table: str | None = None):
     jvm = get_gateway().jvm
-    ident = jvm.org.apache.iceberg.catalog.TableIdentifier.parse(_table_name(settings, home_region))
+    ident = jvm.org.apache.iceberg.catalog.TableIdentifier.parse(_table_name(settings, home_region, table))
     return jvm.org.apache.iceberg.flink.TableLoader.fromCatalog(java_catalog_loader(settings, home_region), ident)
 
 
 @contextmanager
-def java_table(settings: Settings, home_region: str):
-    """The table as Java's DynamoDbCatalog loads it (the object the Flink sink commits to); usable
-    until the block ends (closing the loader closes the catalog's clients)."""
-    table_loader = java_table_loader(settings, home_region)
+def java_table(settings: Settings, home_region: str, table: str | None = None):
+    """The table (default: the home table) as Java's DynamoDbCatalog loads it (the object the Flink
+    sink commits to); usable until the block ends (closing the loader closes the catalog's clients)."""
+    table_loader = java_table_loader(settings, home_region, table)
     table_loader.open()
     try:
         try:
             table = table_loader.loadTable()
         except Exception as e:  # py4j wraps NoSuchTableException
             raise RuntimeError(
-                f"Iceberg table {_table_name(settings, home_region)} is missing in "
+                f"Iceberg table {_table_name(settings, home_region, table)} is missing in "
                 f"catalog {settings.lake.catalog_table} ({home_region}); create it with `homeflow lake init`"
             ) from e
         yield table
@@ -79,14 +79,17 @@ def java_table(settings: Settings, home_region: str):
         table_loader.close()
 
 
-def add_sink(rows: DataStream, settings: Settings, uid_prefix: str) -> None:
+def add_sink(rows: DataStream, settings: Settings, uid_prefix: str, table_name: str | None = None,
+             expected=None) -> None:
+    """Rows (in the table's column order) committed to this region's home table, or to
+    `table_name` in the same catalog, once per completed checkpoint."""
     jvm = get_gateway().jvm
     region = settings.job.region
-    with java_table(settings, region) as table:
+    with java_table(settings, region, table_name) as table:
         schema = table.schema()
     from connectors.lake_schema import SCHEMA
     have = {f.name() for f in schema.columns()}
-    missing = [f.name for f in SCHEMA.fields if f.name not in have]
+    missing = [f.name for f in (expected or SCHEMA).fields if f.name not in have]
     if missing:
         raise RuntimeError(f"Iceberg table of {region} lacks column(s) {', '.join(missing)} this job writes; "
                            f"upgrade it with `homeflow lake init`")
@@ -95,7 +98,7 @@ def add_sink(rows: DataStream, settings: Settings, uid_prefix: str) -> None:
         jvm.org.apache.iceberg.flink.sink.FlinkSink.builderFor(
             rows._j_data_stream, jvm.dev.homeflow.flink.RowToRowData(row_type),
             jvm.org.apache.flink.table.runtime.typeutils.InternalTypeInfo.of(row_type))
-        .tableLoader(java_table_loader(settings, region))
+        .tableLoader(java_table_loader(settings, region, table_name))
         .uidPrefix(uid_prefix)
         .writeParallelism(settings.job.parallelism)
         .setSnapshotProperty("homeflow.writer-region", region)
@@ -122,3 +125,14 @@ def add_maintenance(ticks: DataStream, settings: Settings) -> None:
         lake.compact_target_bytes, lake.expire_older_than_ms, lake.expire_retain_last, lake.expire_interval_ms,
         _java_catalog_properties(settings, region), POINTER_TABLE, VIEW_KEY, region)
     ticks._j_data_stream.process(fn).uid("lake-compaction").name("lake-maintenance").setParallelism(1)
+
+
+def add_dead_letter_maintenance(ticks: DataStream, settings: Settings) -> None:
+    """The dead-letter archive kept inside the job (dev.homeflow.flink.DeadLetterRetention, on a
+    thread of its own): whole days older than homeflow.lake/dead.letter.retention.days deleted,
+    and old snapshots expired with the home table's homeflow.lake/expire.* settings."""
+    lake, region = settings.lake, settings.job.region
+    fn = get_gateway().jvm.dev.homeflow.flink.DeadLetterRetention(
+        java_table_loader(settings, region, lake.dead_letter_table_name(region)),
+        lake.dead_letter_retention_days * 86_400_000, lake.expire_older_than_ms, lake.expire_retain_last)
+    ticks._j_data_stream.process(fn).uid("dead-letter-maintenance").name("dead-letter-maintenance").setParallelism(1)

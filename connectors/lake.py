@@ -19,7 +19,8 @@ from pyiceberg.table import CommitTableRequest, CommitTableResponse, Table, upda
 
 from conf.settings import Settings
 from connectors import aws
-from connectors.lake_schema import SCHEMA, SORT_ORDER, SPEC, TABLE_PROPERTIES
+from connectors.lake_schema import (DEAD_LETTER_SCHEMA, DEAD_LETTER_SPEC, SCHEMA, SORT_ORDER, SPEC,
+                                    TABLE_PROPERTIES)
 
 
 class _DynamoDbCatalog(DynamoDbCatalog):
@@ -123,21 +124,43 @@ def identifier(settings: Settings, home_region: str) -> tuple[str, str]:
     return (settings.lake.namespace, settings.lake.table_name(home_region))
 
 
-def ensure_table(settings: Settings, home_region: str) -> Table:
-    cat = catalog(settings, home_region)
+def _create(settings: Settings, region: str, ident: tuple[str, str], **layout) -> Table | None:
+    """Create `ident` in `region`'s catalog and bucket (the namespace too); None if it exists."""
+    cat = catalog(settings, region)
     try:
         cat.create_namespace(settings.lake.namespace)
     except NamespaceAlreadyExistsError:
         pass
-    ident = identifier(settings, home_region)
     try:
-        return cat.create_table(
-            ident, schema=SCHEMA, partition_spec=SPEC, sort_order=SORT_ORDER,
-            location=f"{settings.lake.warehouse(home_region)}/{ident[0]}/{ident[1]}",
-            properties=TABLE_PROPERTIES,
-        )
+        return cat.create_table(ident, location=f"{settings.lake.warehouse(region)}/{ident[0]}/{ident[1]}",
+                                properties=TABLE_PROPERTIES, **layout)
     except TableAlreadyExistsError:
-        return evolve(cat.load_table(ident))
+        return None
+
+
+def ensure_table(settings: Settings, home_region: str) -> Table:
+    ident = identifier(settings, home_region)
+    return (_create(settings, home_region, ident, schema=SCHEMA, partition_spec=SPEC, sort_order=SORT_ORDER)
+            or evolve(catalog(settings, home_region).load_table(ident)))
+
+
+def dead_letter_identifier(settings: Settings, region: str) -> tuple[str, str]:
+    return (settings.lake.namespace, settings.lake.dead_letter_table_name(region))
+
+
+def ensure_dead_letter_table(settings: Settings, region: str) -> Table:
+    """The region's dead-letter archive (connectors/lake_schema.py DEAD_LETTER_SCHEMA), in the same
+    catalog and bucket as its home table."""
+    ident = dead_letter_identifier(settings, region)
+    return (_create(settings, region, ident, schema=DEAD_LETTER_SCHEMA, partition_spec=DEAD_LETTER_SPEC)
+            or catalog(settings, region).load_table(ident))
+
+
+def load_dead_letter_table(settings: Settings, region: str) -> Table | None:
+    try:
+        return catalog(settings, region).load_table(dead_letter_identifier(settings, region))
+    except NoSuchTableError:
+        return None
 
 
 def missing_columns(table: Table) -> list[str]:

@@ -261,16 +261,18 @@ def replay_window_ms(settings: Settings, region: str) -> int:
 
 def dead_lettered_sources(settings: Settings, region: str,
                           directory: str | None = None) -> disk_id_set.DiskIdSet:
-    """The `source` of every record in this region's dead-letter stream (a replay re-reads a bad
-    record from the same position, and must not dead-letter it again)."""
-    from connectors.stream_reader import iter_stream
+    """The `source` of every dead letter this region's archive table has committed (a replay
+    re-reads a bad record from the same position, and must not dead-letter it again). The archive,
+    not the dead-letter stream: the table is committed with the checkpoints, the stream is written
+    ahead of them, so a dead letter sent to the stream after the last completed checkpoint is not
+    in the archive yet, and a restore must dead-letter it again to archive it once."""
+    from connectors import lake
 
     def sources() -> Iterator[str]:
-        for r in iter_stream(settings, region, settings.streams.dead_letter):
-            try:
-                src = json.loads(r["data"]).get("source")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(src, str) and src:
+        table = lake.load_dead_letter_table(settings, region)
+        if table is None or table.current_snapshot() is None:
+            return
+        for src in table.scan(selected_fields=("source",)).to_arrow()["source"].to_pylist():
+            if src:
                 yield src
     return disk_id_set.build(sources(), directory=directory)

@@ -44,6 +44,9 @@ class Row:
     entry: str = ""  # region/shard/sequence where it entered the system (udfs/lanes.py)
     entered_at: int | None = None
     file_pos: int = 0  # its place in the data file: the writer's order within one commit
+    # The data file: a commit can hold several (the writers of several checkpoints whose commits
+    # were retried together, several writer subtasks), and only positions in one file are ordered.
+    file: str = ""
 
     @property
     def shard(self) -> str:
@@ -85,7 +88,7 @@ def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list
         return sid, lake.read_data_file(t.io, path, COLUMNS).to_pylist()
     out: list[Row] = []
     with ThreadPoolExecutor(8) as pool:
-        for sid, rows in pool.map(read, files):
+        for (added_path, _), (sid, rows) in zip(files, pool.map(read, files)):
             added = snaps[sid]
             for i, r in enumerate(rows):
                 p = json.loads(r["payload"]) if r["payload"] else {}
@@ -94,7 +97,7 @@ def table_rows(settings: Settings, home: str, run_id: str | None = None) -> list
                 out.append(Row(r["event_id"], r["key"], r["origin"], int(p.get("seq", 0)), r["epoch"],
                                r["routed_at"] or 0, r["held_ms"] or 0, r["unordered"], r["home_region"],
                                r["hops"], added.timestamp_ms, added.sequence_number, r["source"] or "",
-                               r["entry"] or "", r["entered_at"], i))
+                               r["entry"] or "", r["entered_at"], i, added_path))
     return out
 
 
@@ -201,14 +204,19 @@ def lane_check(rows: list[Row], skew_ms: int = 100) -> LaneCheck:
     in commit order (home tables one after another by routing epoch, each in commit order, the
     writer's order within a commit); in its lane a row is late when a higher position was committed
     before it; a `stranded`/`handoff-timeout` mark is also justified by a row of another lane that
-    entered later (by entry time, within `skew_ms` counted as later)."""
+    entered later (by entry time, within `skew_ms` counted as later). Rows of one commit in
+    different data files have no order the audit can see (they became visible together): such a
+    pair is no inversion an unmarked row must answer for, nor does it make a mark unjustified."""
     from udfs.lanes import Entry, after
     by_key: dict[str, list[Row]] = defaultdict(list)
     for r in first_commits(rows).values():
         by_key[r.key].append(r)
     inversions, unmarked, unjustified, marked, no_entry = 0, [], [], 0, 0
     for rs in by_key.values():
-        rs.sort(key=lambda r: (r.epoch, r.home, r.commit_seq, r.file_pos))
+        rs.sort(key=lambda r: (r.epoch, r.home, r.commit_seq, r.file, r.file_pos))
+        commits: dict[tuple, list[Row]] = defaultdict(list)
+        for r in rs:
+            commits[(r.epoch, r.home, r.commit_seq)].append(r)
         before: list[tuple[Entry, Row]] = []
         for r in rs:
             e = Entry.parse(r.entry, r.entered_at)
@@ -216,14 +224,18 @@ def lane_check(rows: list[Row], skew_ms: int = 100) -> LaneCheck:
             if e is None:
                 no_entry += 1
                 continue
-            late = any(b.region == e.region and after(b.shard, b.seq, e.shard, e.seq) for b, _ in before)
+            # ahead: its lane's later entries committed before it, or in another file of its commit
+            seen = before + [(b, x) for x in commits[(r.epoch, r.home, r.commit_seq)] if x.file != r.file
+                             for b in [Entry.parse(x.entry, x.entered_at)] if b is not None]
+            ahead = [rb for b, rb in seen if b.region == e.region and after(b.shard, b.seq, e.shard, e.seq)]
+            late = any(rb.commit_seq != r.commit_seq or rb.file == r.file for rb in ahead)
             inversions += late
             if late and not r.unordered:
                 unmarked.append(r)
-            if r.unordered and not late:
+            if r.unordered and not ahead:
                 overtaken = r.unordered.split(":")[0] in ("stranded", "handoff-timeout") and any(
                     b.region != e.region and (b.at is None or e.at is None or b.at > e.at - skew_ms)
-                    for b, _ in before)
+                    for b, _ in seen)
                 if not overtaken:
                     unjustified.append(r)
             before.append((e, r))

@@ -31,8 +31,8 @@ from typing import Callable
 from connectors import routing_control as rc
 from drills.backends import Backend
 from drills.traffic import Traffic
-from sandbox import services
 from sandbox.jobrunner import wait_until
+from drills.world import World
 from sandbox.local_cluster import Sandbox
 
 SCENARIOS = ("move-keys", "region-loss", "upgrade", "reshard", "replay")
@@ -43,7 +43,7 @@ BAD_RECORDS = (b"{not json", b'{"event_id": "bad-no-key", "ts": 1}', b'{"key": "
 @dataclass
 class Drill:
     scenario: str
-    sb: Sandbox
+    sb: Sandbox | World
     backend: Backend
     regions: list[str]  # [A, B]: the two regions with jobs
     traffic: Traffic
@@ -76,7 +76,7 @@ class Drill:
         return st.moved_after_s
 
     def reachable(self) -> list[str]:
-        down = set(services.down_regions(self.sb.settings))
+        down = set(self.sb.down_regions())
         return [r for r in self.sb.settings.job.regions if r not in down]
 
     def dwell(self, seconds: float) -> None:
@@ -131,18 +131,20 @@ def region_loss(d: Drill, outage_s: float = 15.0, dwell_s: float = 8.0) -> dict:
     lost, survivor = d.regions
     s = d.sb.settings
     before = rc.latest(s)
-    d.say(f"  {lost}: job killed (no savepoint), region unreachable")
+    kill_says, return_says = getattr(d.backend, "loss_words", ("job killed (no savepoint)",
+                                                               "its job restores its last checkpoint"))
+    d.say(f"  {lost}: {kill_says}, region unreachable")
     t_fail = d.mark("failure", region=lost)
     d.backend.kill(lost)
-    services.lose(s, lost)
+    d.sb.lose(lost)
     d.traffic.move(lost, survivor)
     d.mark("producers-moved", region=lost, to=survivor)
     epoch = d.write({lost: "DOWN"}, {}, write_region=survivor)  # the control plane fails over too
     after = rc.latest(s, [survivor])
     d.wait_moved(epoch)
     d.dwell(outage_s)
-    d.say(f"  {lost}: back; its job restores its last checkpoint and drains its backlog (still DOWN)")
-    services.restore(s, lost)
+    d.say(f"  {lost}: back; {return_says} and drains its backlog (still DOWN)")
+    d.sb.restore(lost)
     t_return = d.mark("return", region=lost)
     # Its job starts once its replica of the routing table says it is DOWN (so it routes its
     # backlog away, marked stranded); global-table replication catches up when the region returns.
@@ -225,7 +227,7 @@ def reshard(d: Drill, dwell_s: float = 8.0) -> dict:
 
 
 def replay(d: Drill, flips: int = 3, moving: int = 8, dwell_s: float = 1.5) -> dict:
-    from cli.produce import put
+    from connectors.producer import put
     a, _ = d.regions
     s = d.sb.settings
     figures = move_keys(d, flips=flips, moving=moving, dwell_s=dwell_s) if flips else {"moving_keys": [], "flips": []}
@@ -251,18 +253,13 @@ def replay(d: Drill, flips: int = 3, moving: int = 8, dwell_s: float = 1.5) -> d
 
 
 def bad_dead_letters(d: Drill) -> list[str]:
-    """Sources of the replay drill's bad records in the first region's dead-letter stream, one per
-    dead letter (a record dead-lettered twice appears twice)."""
-    import json
-
-    from connectors.stream_reader import read_stream
-    from udfs.dead_letter import original_bytes
-    out = []
-    for rec in read_stream(d.sb.settings, d.regions[0], d.sb.settings.streams.dead_letter):
-        text = rec["data"].decode() if isinstance(rec["data"], bytes) else rec["data"]
-        try:
-            if original_bytes(text) in BAD_RECORDS:
-                out.append(json.loads(text).get("source", ""))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
+    """Sources of the replay drill's bad records in the first region's dead-letter archive, one per
+    archived dead letter (a record dead-lettered twice appears twice). The archive is the record:
+    the stream is written ahead of the checkpoints, so a restore may send a dead letter to it again."""
+    from connectors import lake
+    from udfs.redrive import original
+    table = lake.load_dead_letter_table(d.sb.settings, d.regions[0])
+    if table is None or table.current_snapshot() is None:
+        return []
+    rows = table.scan(selected_fields=("source", "raw", "raw_encoding")).to_arrow().to_pylist()
+    return [r["source"] or "" for r in rows if original(r) in BAD_RECORDS]

@@ -16,8 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from cli.produce import put
 from conf.settings import Settings
+from connectors.producer import put
 from udfs.envelope import Envelope
 
 
@@ -47,6 +47,7 @@ class Traffic:
     run_id: str
     batch_ms: int = 100
     retry_share: float = 0.0
+    max_s: float | None = None  # stops by itself this long after start, whatever the drill does
     events: list[Event] = field(default_factory=list)
     refused: int = 0  # events a region refused (its gate was down): never entered the system
     retried: int = 0  # copies sent into another region
@@ -92,8 +93,10 @@ class Traffic:
 
     def _run(self, w: _Writer) -> None:
         key_i = 0
-        next_at = time.monotonic()
+        next_at = started = time.monotonic()
         while not self._stop.is_set():
+            if self.max_s is not None and time.monotonic() - started >= self.max_s:
+                break
             with self._lock:
                 n = int(self.rate * len(w.shares) * self.batch_ms / 1000)
             if n:

@@ -1,16 +1,18 @@
 """The homeflow job graph, readable in one screen. Stable uids make savepoints restorable."""
 from __future__ import annotations
 
-from pyflink.common import Types, WatermarkStrategy
+from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
 from pyflink.java_gateway import get_gateway
 
 from conf.settings import Settings
 from connectors import iceberg_sink, kinesis
+from connectors.lake_schema import DEAD_LETTER_SCHEMA
 from jobs import rows
 from jobs.functions import DEAD_LETTER_TAG, ROUTING_STATE, ReadPublisherFunction, RoutingFeedFunction
 from jobs.router import BatchRouterFunction
+from udfs.dead_letter import archive_row
 from udfs.envelope import MAX_SEEN_IDS
 
 
@@ -115,6 +117,15 @@ def build(env: StreamExecutionEnvironment, settings: Settings, settings_doc: dic
                                           key_ordered=settings.streams.forward_ordering == "key",
                                           aggregate=settings.streams.forward_aggregate)) \
             .uid(f"forward-{remote}").name(f"forward-{remote}")
-    side(rows.DEAD_LETTER_DEST).union(tables.get_side_output(DEAD_LETTER_TAG)) \
-        .sink_to(kinesis.sink(region, settings.aws, settings.streams.dead_letter)) \
+    dead = side(rows.DEAD_LETTER_DEST).union(tables.get_side_output(DEAD_LETTER_TAG))
+    dead.sink_to(kinesis.sink(region, settings.aws, settings.streams.dead_letter)) \
         .uid("dead-letter").name("dead-letter")
+    # The stream is for alarms and fast consumers; the archive table is the record (exactly once).
+    iceberg_sink.add_sink(
+        dead.map(lambda r: Row(*archive_row(r[1])), output_type=rows.DEAD_LETTER_ARCHIVE)
+            .uid("dead-letter-archive-rows").name("dead-letter-archive-rows"),
+        settings, uid_prefix="iceberg-dead-letters", table_name=settings.lake.dead_letter_table_name(region),
+        expected=DEAD_LETTER_SCHEMA)
+    if settings.lake.dead_letter_retention_days or settings.lake.expire_older_than_ms:
+        iceberg_sink.add_dead_letter_maintenance(
+            ticks("dead-letter-maintenance-ticks", settings.lake.expire_interval_ms), settings)

@@ -116,7 +116,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
                               skew_ms=job.order_skew_ms, lanes_by=job.order_lanes)
 
     def _load_seeds(self, scope: str) -> None:
-        """What the lake and the dead-letter stream already hold, for a start without state: a
+        """What the lake and the dead-letter archive already hold, for a start without state: a
         replay from the streams' start then commits no event_id and dead-letters no record twice,
         whichever home committed it (connectors/lake_seed.py). On a restore it repeats what keyed
         state knows. Routing starts once it is read. A failed read is logged and counted."""

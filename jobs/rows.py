@@ -39,6 +39,10 @@ HELD = Types.ROW_NAMED(["source", "data", "arrived", "late", "entry", "entered"]
                         Types.STRING(), Types.LONG()])
 HELD_V1 = Types.ROW_NAMED(["source", "data", "arrived", "late"],
                           [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.STRING()])
+# The dead-letter archive's rows (connectors/lake_schema.py DEAD_LETTER_SCHEMA; `at` in epoch ms).
+DEAD_LETTER_ARCHIVE = Types.ROW_NAMED(
+    ["at", "reason", "detail", "region", "source", "event_id", "key", "raw", "raw_encoding"],
+    [Types.LONG(), *[Types.STRING()] * 8])
 # To a Kinesis sink: (partition key, JSON data).
 KINESIS_OUT = Types.ROW_NAMED(["partition_key", "data"], [Types.STRING(), Types.STRING()])
 

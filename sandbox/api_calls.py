@@ -66,6 +66,8 @@ def describe(environ, body: bytes | None, account: str = DEFAULT_ACCOUNT) -> lis
             pairs = [(op, _kinesis_resource(doc, region, account))]
         elif service == "dynamodb":
             pairs = _dynamodb(op, doc, region, account)
+        elif service == "kinesisanalytics" and doc.get("ApplicationName"):
+            pairs = [(op, f"arn:aws:kinesisanalytics:{region}:{account}:application/{doc['ApplicationName']}")]
         else:
             pairs = [(op, None)]
     else:

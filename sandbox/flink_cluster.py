@@ -74,7 +74,11 @@ def _config(spec: ClusterSpec, d: Path) -> str:
     conf = {
         # Java 17 needs the distribution's --add-opens; the sandbox's Kinesis speaks JSON, not CBOR
         # (connectors/aws.py does the same for a minicluster).
-        "env.java.opts.all": f"{_java_opts_all()} -Daws.cborEnabled=false -XX:ErrorFile={d / 'log'}/hs_err_pid%p.log",
+        "env.java.opts.all": f"{_java_opts_all()} -Daws.cborEnabled=false -XX:ErrorFile={d / 'log'}/hs_err_pid%p.log "
+                             f"-Djava.io.tmpdir={d / 'tmp'}",
+        # Working directories (about 100 MB per JobManager and TaskManager) under the cluster's
+        # own directory, emptied at each start: a killed cluster never removes them from /tmp.
+        "io.tmp.dirs": str(d / "tmp"),
         "jobmanager.rpc.address": "127.0.0.1", "jobmanager.rpc.port": spec.rpc_port,
         "jobmanager.bind-host": "127.0.0.1", "taskmanager.bind-host": "127.0.0.1",
         "taskmanager.host": "127.0.0.1", "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
@@ -89,7 +93,8 @@ def _config(spec: ClusterSpec, d: Path) -> str:
 
 def _prepare(spec: ClusterSpec, d: Path) -> None:
     home = flink_home()
-    for sub in ("conf", "lib", "log", "pid"):
+    shutil.rmtree(d / "tmp", ignore_errors=True)  # only called while none of its processes runs
+    for sub in ("conf", "lib", "log", "pid", "tmp"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     for f in (home / "conf").iterdir():
         if f.name != "config.yaml":

@@ -1,7 +1,7 @@
 """The job role's policy as written in infra/region.yaml, evaluated against recorded API calls
 (sandbox.api_calls): which calls it would deny, and which of its grants no call used.
 
-The template is evaluated by sandbox/cfn_template.py. IAM matching follows AWS: actions
+The template is evaluated by connectors/cfn_template.py. IAM matching follows AWS: actions
 case-insensitive, resources case-sensitive, `*` and `?` wildcards in both, any Allow statement
 suffices (the role has no Deny). Conditions are not evaluated: the statements that carry one are
 the ones only the service itself exercises (see SERVICE_SIDE).
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from connectors.cfn_template import Template
 from sandbox.api_calls import Call
-from sandbox.cfn_template import Template
 
 # Grants the job's own code never exercises, each with why it is still needed. The check below
 # fails on any other unused grant.

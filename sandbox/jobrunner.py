@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,12 @@ def start_job(region: str, properties: Path = LOCAL_PROPERTIES, log_dir: Path = 
     log_dir.mkdir(parents=True, exist_ok=True)
     flink_logs = log_dir / f"flink-{region}"
     flink_logs.mkdir(exist_ok=True)
-    env = dict(os.environ, FLINK_LOG_DIR=str(flink_logs), PYTHONUNBUFFERED="1", **(env_extra or {}))
+    # Its temporary files (the minicluster's working directories, about 75 MB a start) go under
+    # log_dir, not /tmp: a killed job never removes them, and on this machine /tmp filled its disk.
+    tmp = tempfile.mkdtemp(prefix=f"tmp-{region}-", dir=log_dir)
+    env = dict(os.environ, FLINK_LOG_DIR=str(flink_logs), PYTHONUNBUFFERED="1", TMPDIR=tmp)
+    env.update(env_extra or {})
+    env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} -Djava.io.tmpdir={tmp}".strip()
     log = log_dir / f"job-{region}.out"
     argv = [sys.executable, *(module_or_script or ["-m", "jobs.ingest"]),
             "--region", region, "--properties", str(properties), *(extra_args or [])]
@@ -71,7 +77,7 @@ def wait_until(predicate, timeout: float, interval: float = 1.0, jobs: list[JobP
 def await_canaries(settings, table, regions, jobs: list[JobProcess], timeout: float) -> None:
     """Send one event per region, keyed to be homed there, and wait until each is in its home
     table: proof that every job reads, routes and commits."""
-    from cli.produce import put
+    from connectors.producer import put
     from connectors import lake
     from udfs.envelope import Envelope
 

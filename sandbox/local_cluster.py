@@ -43,7 +43,9 @@ def with_job_overrides(properties: Path, path: Path, **job_overrides: str) -> Pa
     return path
 
 
-def _with_key(properties: Path, path: Path, key: str) -> Path:
+def with_key(properties: Path, path: Path, key: str) -> Path:
+    """A copy of `properties` at `path` signing with access key `key` (its calls told apart in the
+    emulator's call record)."""
     doc = json.loads(properties.read_text())
     for g in doc:
         if g["PropertyGroupId"] == "homeflow.aws":
@@ -98,7 +100,7 @@ class Sandbox:
             props, env = self.properties, None
             if self.job_key:
                 key = self.job_key_of(r)
-                props = _with_key(self.properties, self.root / f"job_properties-{r}.json", key)
+                props = with_key(self.properties, self.root / f"job_properties-{r}.json", key)
                 env = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": "job"}
             self.jobs.append(start_job(r, props, self.root / "logs", extra_args=extra + (extra_args or []),
                                        env_extra=env))
@@ -118,6 +120,16 @@ class Sandbox:
         """The event_ids committed in the regions' home tables, read incrementally: for polling
         while waiting. Assertions use `lake_ids`, a whole scan."""
         return {i for r in regions for i in self._committed(r)}
+
+    # A drill's world (drills/world.py): the region gate makes a region unreachable for real.
+    def lose(self, region: str) -> None:
+        services.lose(self.settings, region)
+
+    def restore(self, region: str) -> None:
+        services.restore(self.settings, region)
+
+    def down_regions(self) -> list[str]:
+        return services.down_regions(self.settings)
 
     def down(self):
         for j in self.jobs:

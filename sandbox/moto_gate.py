@@ -138,15 +138,18 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     moto_fidelity.apply()
     app = moto_fidelity.serialized(DomainDispatcherApplication(create_backend_app))
+    msf = None
     if args.managed_flink_dir:
         from pathlib import Path
         from sandbox.managed_flink.service import ManagedFlinkService
-        app = ManagedFlinkService(app, Path(args.managed_flink_dir), f"http://{args.host}:{args.port}",
-                                  args.managed_flink_port or args.port + 100)
+        app = msf = ManagedFlinkService(app, Path(args.managed_flink_dir), f"http://{args.host}:{args.port}",
+                                        args.managed_flink_port or args.port + 100)
     if args.kinesis_upstream:
         app = KinesisUpstream(app, args.kinesis_upstream)
-    run_simple(args.host, args.port, CallRecorder(RegionGate(app)), threaded=True,
-               request_handler=MotoRequestHandler)
+    gate = RegionGate(app)
+    if msf is not None:  # a lost region's service recovers nothing until the region is back
+        msf.reachable = lambda region: region not in gate.down
+    run_simple(args.host, args.port, CallRecorder(gate), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -31,4 +31,7 @@ def create_resources(settings: Settings) -> dict[str, list[str]]:
             cols = lake.missing_columns(t)
             lake.evolve(t)
             out.append(f"iceberg table columns {', '.join(cols)}")
+        if lake.load_dead_letter_table(settings, region) is None:
+            lake.ensure_dead_letter_table(settings, region)
+            out.append(f"iceberg table {'.'.join(lake.dead_letter_identifier(settings, region))}")
     return made

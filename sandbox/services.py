@@ -111,6 +111,12 @@ def _spawn(svc: Service, state_dir: Path) -> int:
     p = subprocess.Popen(svc.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True, cwd=svc.cwd or root, env=env)
     _pidfile(svc.name, state_dir).write_text(str(p.pid))
+    # Popen returns once the child's exec has begun (its close-on-exec pipe closed), but the
+    # kernel fills /proc/<pid>/cmdline a moment later: a running_pid() in that window read an
+    # empty command line and took the new process for dead (test_sandbox, 1 run in 5 here).
+    deadline = time.monotonic() + 5
+    while not _alive(p.pid, svc.marker) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     return p.pid
 
 

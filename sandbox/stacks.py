@@ -1,6 +1,6 @@
 """Provision the sandbox from the templates a deployment uses (infra/), through the emulator's
-CloudFormation, so that a template missing something the job needs breaks the local run and not
-a production deploy.
+CloudFormation, with the same stack deployment as `homeflow deploy` (connectors/stacks.py), so
+that a template missing something the job needs breaks the local run and not a production deploy.
 
 - infra/region.yaml is deployed as is, one stack per region (`homeflow-<region>`), with the
   parameters a deployment would pass, derived from the properties. The emulator creates its
@@ -22,23 +22,17 @@ in every region, and stops with one line per missing thing.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import time
 from pathlib import Path
-
-from botocore.exceptions import ClientError
 
 from conf.settings import Settings
 from connectors import aws, read_pointer
-from sandbox.cfn_template import Template, load_template
+from connectors.cfn_template import Template, load_template
+# Provisioning through CloudFormation, as a real deployment does it (connectors/stacks.py).
+from connectors.stacks import (GLOBAL_TEMPLATE, INFRA, REGION_TEMPLATE, ProvisionError, deploy, global_parameters,
+                               region_parameters, region_stack, status)
 
-INFRA = Path(__file__).resolve().parents[1] / "infra"
-REGION_TEMPLATE = INFRA / "region.yaml"
-GLOBAL_TEMPLATE = INFRA / "global.yaml"
 GLOBAL_STANDIN_STACK = "homeflow-global-standin"
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
-SOURCE_TAG = "homeflow:source"  # digest of the template and parameters a stack was last deployed with
 # Resource types of the templates that the emulator's CloudFormation accepts without creating
 # anything, and what stands in for each in the sandbox.
 NOT_CREATED = {
@@ -55,35 +49,6 @@ _GLOBAL_ONLY = ("Replicas", "WriteProvisionedThroughputSettings", "WriteOnDemand
 # Table properties a global table keeps per replica; the stand-in table takes the first replica's.
 _PER_REPLICA = ("PointInTimeRecoverySpecification", "DeletionProtectionEnabled", "ContributorInsightsSpecification",
                 "TableClass", "Tags")
-
-
-class ProvisionError(SystemExit):
-    """The sandbox cannot be provisioned from the templates; the message says what and where."""
-
-
-def region_stack(region: str) -> str:
-    return f"homeflow-{region}"
-
-
-def _common_parameters(settings: Settings) -> dict[str, str]:
-    return {"Regions": ",".join(settings.job.regions), "RoutingTableName": settings.job.routing_table,
-            "CatalogTableName": settings.lake.catalog_table, "ReadPointerTableName": read_pointer.POINTER_TABLE}
-
-
-def region_parameters(settings: Settings, region: str) -> dict[str, str]:
-    """What a deployment passes to infra/region.yaml for `region` (scripts and the README use the
-    same names). The code is `homeflow deploy apply`'s to set (cli/deploy.py); until then a name
-    that nothing reads (the emulator's CloudFormation creates no application)."""
-    return {**_common_parameters(settings),
-            "RemoteRegions": ",".join(r for r in settings.job.regions if r != region),
-            "LakeBucketPrefix": settings.lake.bucket_prefix,
-            "CodeBucket": f"{settings.lake.bucket_prefix}-code", "CodeKey": "homeflow.zip",
-            "Parallelism": str(settings.job.parallelism),
-            "CheckpointIntervalMs": str(settings.job.checkpoint_interval_ms)}
-
-
-def global_parameters(settings: Settings) -> dict[str, str]:
-    return _common_parameters(settings)
 
 
 def global_standin(doc: dict, region: str, account: str, params: dict[str, str]) -> dict | None:
@@ -129,66 +94,6 @@ def _names(node) -> set[str]:
     if isinstance(node, list):
         return set().union(*(_names(v) for v in node)) if node else set()
     return set()
-
-
-def status(cf, name: str) -> dict | None:
-    try:
-        return cf.describe_stacks(StackName=name)["Stacks"][0]
-    except ClientError as e:
-        if "does not exist" in str(e):
-            return None
-        raise
-
-
-def _wait(cf, name: str, timeout_s: float = 120) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        st = status(cf, name)
-        if st and not st["StackStatus"].endswith("_IN_PROGRESS"):
-            return st
-        if time.monotonic() > deadline:
-            raise ProvisionError(f"stack {name} still {st and st['StackStatus']} after {timeout_s:.0f}s")
-        time.sleep(0.2)
-
-
-def _digest(body: str, params: dict[str, str]) -> str:
-    # The emulator echoes list parameters in its own spelling: what was deployed is kept as a tag.
-    return hashlib.sha256(json.dumps([body, sorted(params.items())]).encode()).hexdigest()[:16]
-
-
-def deployed_with(stack: dict, body: str, params: dict[str, str]) -> bool:
-    """Whether `stack` (a describe_stacks entry) was last deployed with this template and these parameters."""
-    return {t["Key"]: t["Value"] for t in stack.get("Tags", [])}.get(SOURCE_TAG) == _digest(body, params)
-
-
-def deploy(cf, name: str, body: str, params: dict[str, str], source: str) -> str | None:
-    """Create the stack, or update it when the template or parameters changed. Returns what was
-    done ("created"/"updated") or None when the stack was already this template."""
-    want = sorted(params.items())
-    digest = _digest(body, params)
-    args = dict(StackName=name, TemplateBody=body, Capabilities=CAPABILITIES,
-                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in want],
-                Tags=[{"Key": SOURCE_TAG, "Value": digest}])
-    st = status(cf, name)
-    try:
-        if st is None:
-            verb = "created"
-            cf.create_stack(**args)
-        elif deployed_with(st, body, params):
-            return None
-        else:
-            verb = "updated"
-            cf.update_stack(**args)
-    except ClientError as e:
-        raise ProvisionError(f"{source}: the emulator refused stack {name}: {e.response['Error']['Message']}")
-    st = _wait(cf, name)
-    if st["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        events = cf.describe_stack_events(StackName=name)["StackEvents"]
-        failed = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
-                  for e in events if e["ResourceStatus"].endswith("FAILED")]
-        raise ProvisionError(f"{source}: stack {name} ended {st['StackStatus']}: "
-                             f"{'; '.join(failed) or st.get('StackStatusReason')}")
-    return verb
 
 
 def provision(settings: Settings, region_template: Path = REGION_TEMPLATE,

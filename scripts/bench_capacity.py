@@ -43,8 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli.produce import put  # noqa: E402
 from connectors import aws, lake  # noqa: E402
+from connectors.producer import put  # noqa: E402
 from sandbox.jobrunner import JobProcess, start_job  # noqa: E402
 from sandbox.local_cluster import Sandbox  # noqa: E402
 from sandbox.paths import JAR as DEFAULT_JAR  # noqa: E402

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli.produce import events, put  # noqa: E402
 from connectors import aws, lake, lake_seed, maintenance  # noqa: E402
+from connectors.producer import events, put  # noqa: E402
 from sandbox.jobrunner import start_job, wait_until  # noqa: E402
 from sandbox.local_cluster import Sandbox  # noqa: E402
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.local_cluster import Sandbox  # noqa: E402
 from sandbox.jobrunner import wait_until  # noqa: E402
-from cli.produce import put  # noqa: E402
+from connectors.producer import put  # noqa: E402
 from sandbox.flink_rest import FlinkRestError, checkpoint_tasks, completed_checkpoints, running_job  # noqa: E402
 from connectors import lake, maintenance, read_pointer  # noqa: E402
 from connectors.lake_seed import read_object  # noqa: E402

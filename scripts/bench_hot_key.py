@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from aws_kinesis_agg.deaggregator import deaggregate_records  # noqa: E402
 
-from cli.produce import put  # noqa: E402
+from connectors.producer import put  # noqa: E402
 from connectors.stream_reader import read_stream  # noqa: E402
 from sandbox.jobrunner import start_job, wait_until  # noqa: E402
 from sandbox.local_cluster import Sandbox, write_properties  # noqa: E402

@@ -1,4 +1,4 @@
-"""Shared test helpers. The sandbox helpers live in cli/local_cluster.py (the benchmarks use them
+"""Shared test helpers. The sandbox helpers live in sandbox/local_cluster.py (the benchmarks use them
 too); each test's sandbox has its own port so a developer's sandbox on 4566 is untouched."""
 from __future__ import annotations
 

@@ -26,3 +26,21 @@ def original_bytes(dead_letter_json: str) -> bytes:
     if doc["raw_encoding"] == "base64":
         return base64.b64decode(doc["raw"])
     return doc["raw"].encode("utf-8")
+
+
+def archive_row(dead_letter_json: str) -> tuple:
+    """The dead-letter archive's row (connectors/lake_schema.py DEAD_LETTER_SCHEMA, `at` in epoch
+    ms) of one dead letter: its fields, and the event_id and key of the original record when it
+    is a JSON object that has them as strings (a malformed record has none; a routing conflict's
+    envelope has both). Never raises on a bad original: that is why it is here."""
+    doc = json.loads(dead_letter_json)
+    event_id = key = None
+    try:
+        original = json.loads(original_bytes(dead_letter_json))
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond the parser
+        original = None
+    if isinstance(original, dict):
+        event_id = original.get("event_id") if isinstance(original.get("event_id"), str) else None
+        key = original.get("key") if isinstance(original.get("key"), str) else None
+    return (int(doc["at"]), doc["reason"], doc.get("detail") or None, doc["region"], doc.get("source") or None,
+            event_id, key, doc["raw"], doc["raw_encoding"])

@@ -22,7 +22,7 @@ The protocol, for a key K whose home moves from P to H:
 * **H acquires K.** The first time H commits K after K moved there (found in the routing-table
   history), it sends its own *acquire* marker through P and holds every lane except P's (the old
   path, which P keeps in order and deduplicates) until the marker comes back. P answers with its
-  recent event_ids of K (`seen`) and its marks per entry lane (`order`).
+  recent event_ids of K (`seen`) and its per-entry-lane marks (`order`, udfs/lanes.py).
 * **Waits survive further moves.** A wait ends when its marker arrives (markers travel to the
   region waiting, not to whoever is home by then) or when it times out; a key that moves on
   while held leaves in lane order afterwards.

@@ -15,6 +15,11 @@ Rules modelled on the service's API reference:
 - CreateApplicationSnapshot in RUNNING with snapshots enabled.
 - RollbackApplication in RUNNING, UPDATING or AUTOSCALING, to the previous version that ran,
   restoring the latest snapshot; refused without one.
+- Automatic recovery: when a RUNNING application's job fails or its instances die, the service
+  restarts it from its latest *checkpoint*, with no call ("the same semantics as failure-free
+  execution", the service's fault-tolerance page). The service does this without an API
+  operation; the stand-in records it as the operation `AutomaticRecovery` and shows STARTING
+  until the job runs again, so a drill (or a person) can see and wait for it.
 """
 from __future__ import annotations
 
@@ -23,8 +28,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-TRANSIENT = {"STARTING", "STOPPING", "UPDATING", "ROLLING_BACK", "FORCE_STOPPING", "AUTOSCALING", "DELETING"}
 LATEST, CUSTOM, SKIP = "RESTORE_FROM_LATEST_SNAPSHOT", "RESTORE_FROM_CUSTOM_SNAPSHOT", "SKIP_RESTORE_FROM_SNAPSHOT"
+RECOVERY = "AutomaticRecovery"
 
 
 class ApiError(Exception):
@@ -96,6 +101,7 @@ class Application:
     allow_non_restored: bool = False
     rolled_back: tuple[int, int] | None = None
     job_id: str | None = None  # the Flink job running it (not part of the API)
+    recoveries: int = 0  # automatic recoveries so far (not part of the API)
 
     @property
     def config(self) -> dict:
@@ -197,6 +203,14 @@ class Application:
         self.restore = {"ApplicationRestoreType": LATEST}
         self.status = "ROLLING_BACK"
         return self.begin("RollbackApplication", change), target
+
+    def recover(self) -> Operation:
+        """The service's own restart of a RUNNING application whose job failed (its latest
+        checkpoint is restored by the service's side, not here)."""
+        self._require({"RUNNING"}, RECOVERY)
+        self.status = "STARTING"
+        self.recoveries += 1
+        return self.begin(RECOVERY)
 
     def add_snapshot(self, name: str) -> Snapshot:
         self._require({"RUNNING"}, "CreateApplicationSnapshot")

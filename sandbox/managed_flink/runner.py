@@ -10,7 +10,9 @@ What the service does and this does likewise:
   `jarfile`, `pyFiles`) and run `python` with the jar and Python files they name;
 - hand the job its property groups (the service writes /etc/flink/application_properties.json;
   here a file per run, passed with --properties, since several regions share this machine);
-- keep checkpoints in storage of its own and take snapshots as savepoints.
+- keep checkpoints in storage of its own and take snapshots as savepoints;
+- after a failure (the job FAILED, or a process of its cluster died) restart the application
+  from its latest retained checkpoint (`latest_checkpoint`), on fresh processes.
 
 What stands in for the service's environment: the job's credentials (the service gives it the
 execution role's; here a key of its own, `msf-<region>`, so the emulator's call record tells its
@@ -31,6 +33,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from jobs import checkpoints
 from sandbox import flink_cluster, flink_rest
 from sandbox.managed_flink.model import Application, code_location, property_groups
 
@@ -143,7 +146,9 @@ class RegionRunner:
         r = subprocess.run(argv, env=flink_cluster._env(self.cluster_dir(app), self._aws_env(), code_on_path=False),
                            capture_output=True, text=True, timeout=600, cwd=code)
         with open(log, "a") as f:
-            f.write(f"--- {time.strftime('%H:%M:%S')} v{app.version_id} restore={restore}\n{r.stdout}\n{r.stderr}\n")
+            f.write(f"--- {time.strftime('%H:%M:%S')} v{app.version_id} restore={restore} "
+                    f"parallelism={par.get('Parallelism') if par.get('ConfigurationType') == 'CUSTOM' else 'default'}"
+                    f"\n{r.stdout}\n{r.stderr}\n")
         m = re.search(r"JobID ([0-9a-f]{32})", r.stdout + r.stderr)
         if r.returncode != 0 or m is None:
             tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-5:])
@@ -197,6 +202,31 @@ class RegionRunner:
             except flink_rest.FlinkRestError:
                 return
             time.sleep(0.5)
+
+    def failed(self, app: Application, job: str) -> str | None:
+        """Why the application's job is no longer running, or None while it is: a process of its
+        cluster died (an instance failure), or Flink gave the job up (FAILED)."""
+        pids = [p for f in (self.cluster_dir(app) / "pid").glob("*.pid") for p in f.read_text().split() if p.strip()]
+        if not pids:
+            return "its cluster's processes are gone"
+        for pid in pids:
+            if not Path(f"/proc/{pid}").exists():
+                return f"process {pid} of its cluster died"
+        try:
+            state = flink_rest.call(self.spec(app).rest_port, f"/jobs/{job}").get("state")
+        except flink_rest.FlinkRestError:
+            return None  # a busy JobManager answers late; its processes are alive
+        return f"the Flink job {job} is FAILED: {self._root_cause(app, job)}" if state == "FAILED" else None
+
+    def latest_checkpoint(self, app: Application) -> str | None:
+        """The newest retained checkpoint of the application's jobs (what the service's recovery
+        restores; snapshots are kept apart, under snapshots/)."""
+        return checkpoints.resolve_restore("latest", self.app_dir(app) / "checkpoints" / self.region)
+
+    def fail(self, app: Application) -> list[int]:
+        """An instance failure: SIGKILL the application's cluster (sandbox-only fault injection,
+        for drills; no API call does this)."""
+        return flink_cluster.kill(self.spec(app), self.cluster_dir(app), timeout=10)
 
     def delete_savepoint(self, location: str | None) -> None:
         if location:

@@ -7,6 +7,14 @@ job, snapshots, stopping) runs on the region's worker thread, one operation afte
 ends the operation SUCCESSFUL or FAILED (ListApplicationOperations / DescribeApplicationOperation
 show it, with the error) and sets the status the service would: RUNNING, or READY after a failed
 start.
+
+A watcher per region does the service's automatic recovery: a RUNNING application whose job
+failed or whose cluster lost a process, noticed on two checks `DETECT_S` apart while its region
+is reachable, is restarted from its latest checkpoint (`AutomaticRecovery`, model.py).
+
+`POST /homeflow/managed-flink` is the sandbox's fault injection, outside the API as a real
+failure is (drills/backends.py): `{"fail": {"region": R, "application": A}}` kills the
+application's cluster (an instance failure). `GET` lists the recoveries so far.
 """
 from __future__ import annotations
 
@@ -20,20 +28,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox.api_calls import DEFAULT_ACCOUNT
-from sandbox.managed_flink.model import ApiError, Application, Operation, Snapshot, describe_config, new_application
+from sandbox.managed_flink.model import (ApiError, Application, Operation, Snapshot, describe_config,
+                                          new_application)
 from sandbox.managed_flink.runner import RegionRunner, RunError
 from sandbox.moto_gate import request_region
 
 TARGET_PREFIX = "KinesisAnalytics_20180523."
+ADMIN_PATH = "/homeflow/managed-flink"
+DETECT_S = 3.0  # a failure is acted on once seen twice this far apart (a busy JobManager is not a dead one)
 log = logging.getLogger("homeflow.managed_flink")
 
 
 class RegionPlane:
-    def __init__(self, region: str, runner: RegionRunner, account: str = DEFAULT_ACCOUNT):
+    def __init__(self, region: str, runner: RegionRunner, account: str = DEFAULT_ACCOUNT,
+                 reachable=lambda region: True):
         self.region, self.runner, self.account = region, runner, account
+        self.reachable = reachable
         self.apps: dict[str, Application] = {}
         self.lock = threading.RLock()
         self.worker = ThreadPoolExecutor(1, thread_name_prefix=f"msf-{region}")
+        self.closed = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, daemon=True, name=f"msf-{region}-recovery")
+        self.watcher.start()
 
     def call(self, op: str, req: dict) -> dict:
         handler = getattr(self, f"op_{op}", None)
@@ -103,7 +119,8 @@ class RegionPlane:
     def op_StartApplication(self, req):
         a = self.app(req)
         op, snap = a.start(req.get("RunConfiguration"))
-        self._run(a, op, lambda: self._launch(a, snap, a.allow_non_restored), on_fail="READY")
+        self._run(a, op, lambda: self._launch(a, snap.location if snap else None, a.allow_non_restored),
+                  on_fail="READY")
         return {"OperationId": op.id}
 
     def op_StopApplication(self, req):
@@ -191,9 +208,11 @@ class RegionPlane:
             if op:
                 op.ended = time.time()
 
-    def _launch(self, a: Application, snap: Snapshot | None, allow_non_restored: bool = False) -> None:
+    def _launch(self, a: Application, location: str | None, allow_non_restored: bool = False) -> None:
+        """Run the current version from `location` (a snapshot's savepoint or a checkpoint; None:
+        without state)."""
         config, version = a.config, a.version_id
-        a.job_id = self.runner.submit(a, config, snap.location if snap else None, allow_non_restored)
+        a.job_id = self.runner.submit(a, config, location, allow_non_restored)
         self.runner.wait_running(a, a.job_id)
         with self.lock:
             a.status = "RUNNING"
@@ -221,9 +240,51 @@ class RegionPlane:
         """An update or rollback of a running application: snapshot and stop the running job,
         then run the current version, restored as its run configuration says."""
         self._halt(a, a.job_id, a.snapshots_enabled())
-        self._launch(a, a.resolve_restore(a.restore), a.allow_non_restored)
+        snap = a.resolve_restore(a.restore)
+        self._launch(a, snap.location if snap else None, a.allow_non_restored)
+
+    # ---------------------------------------------------------------- automatic recovery
+
+    def _watch(self) -> None:
+        suspects: dict[str, tuple[str, str]] = {}  # application -> (job, why) seen failed on the last check
+        while not self.closed.wait(DETECT_S):
+            if not self.reachable(self.region):
+                suspects.clear()  # a lost region recovers nothing until it is back
+                continue
+            with self.lock:
+                watched = [(a, a.job_id) for a in self.apps.values() if a.status == "RUNNING" and a.job_id]
+            for a, job in watched:
+                why = self.runner.failed(a, job)
+                if why is None:
+                    suspects.pop(a.name, None)
+                elif suspects.get(a.name, ("",))[0] != job:
+                    suspects[a.name] = (job, why)
+                else:
+                    suspects.pop(a.name)
+                    self._recover(a, job, why)
+
+    def _recover(self, a: Application, job: str, why: str) -> None:
+        with self.lock:
+            if a.status != "RUNNING" or a.job_id != job:
+                return  # a call changed it meanwhile
+            op = a.recover()
+            a.job_id = None
+        log.warning("%s: %s; restarting it from its latest checkpoint", a.name, why)
+
+        def work():
+            self.runner.release(a)
+            self._launch(a, self.runner.latest_checkpoint(a), a.allow_non_restored)
+        self._run(a, op, work, on_fail="READY")
+
+    def fail(self, name: str) -> list[int]:
+        with self.lock:
+            if name not in self.apps:
+                raise ApiError("ResourceNotFoundException", f"Application {name} not found in {self.region}")
+            a = self.apps[name]
+        return self.runner.fail(a)
 
     def close(self) -> None:
+        self.closed.set()
         self.worker.shutdown(wait=False, cancel_futures=True)
         self.runner.shutdown()
 
@@ -236,13 +297,15 @@ class ManagedFlinkService:
         self.next_port = first_rest_port  # one Flink REST port per application (RPC: +1000)
         self.planes: dict[str, RegionPlane] = {}
         self.lock = threading.RLock()
+        self.reachable = lambda region: True  # the region gate's view, set by sandbox/moto_gate.py
         atexit.register(self.close)
 
     def plane(self, region: str) -> RegionPlane:
         with self.lock:
             if region not in self.planes:
                 self.planes[region] = RegionPlane(region, RegionRunner(region, self.root, self.endpoint,
-                                                                       self._allocate_port))
+                                                                       self._allocate_port),
+                                                  reachable=lambda r: self.reachable(r))
             return self.planes[region]
 
     def _allocate_port(self) -> int:
@@ -251,6 +314,8 @@ class ManagedFlinkService:
             return self.next_port - 1
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == ADMIN_PATH:
+            return self._admin(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(TARGET_PREFIX):
             return self.app(environ, start_response)
@@ -269,6 +334,24 @@ class ManagedFlinkService:
         if not status.startswith("200"):
             headers.append(("x-amzn-ErrorType", doc["__type"]))
         start_response(status, headers)
+        return [body]
+
+    def _admin(self, environ, start_response):
+        status, doc = "200 OK", {}
+        try:
+            if environ.get("REQUEST_METHOD") == "POST":
+                n = int(environ.get("CONTENT_LENGTH") or 0)
+                req = json.loads(environ["wsgi.input"].read(n) or b"{}")
+                if "fail" in req:
+                    f = req["fail"]
+                    doc["killed"] = self.plane(f["region"]).fail(f.get("application", "homeflow"))
+            with self.lock:
+                planes = dict(self.planes)
+            doc["recoveries"] = {r: {a.name: a.recoveries for a in p.apps.values()} for r, p in planes.items()}
+        except ApiError as e:
+            status, doc = "404 Not Found", {"__type": e.code, "message": e.message}
+        body = json.dumps(doc).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
     def close(self) -> None:

@@ -32,8 +32,8 @@ import time
 
 import pytest
 
-from cli.produce import events, put
 from connectors import aws, duckdb_reader, lake, lake_seed, lake_view, maintenance, read_pointer
+from connectors.producer import events, put
 from drills import audit
 from sandbox.jobrunner import start_job, wait_until
 from sandbox.local_cluster import Sandbox

@@ -1,7 +1,7 @@
 """`homeflow deploy` end to end against the sandbox's Managed Flink stand-in: the zip (its layout
 and the uber-jar's size checked first) is uploaded,
-the stack updated and the application created, started, snapshotted, updated with a new zip while
-it runs, rolled back, stopped and started again, each time restored from the snapshot the service
+the stack updated and the application created, started, snapshotted, failed (an instance failure,
+recovered by the service from its latest checkpoint), updated with a new zip while it runs, rolled back, stopped and started again, each time restored from the snapshot the service
 keeps, and the lake holds every event exactly once across all of it. A control starts without a
 snapshot and shows that the check can fail."""
 from __future__ import annotations
@@ -17,8 +17,9 @@ from botocore.exceptions import ClientError
 
 from cli.main import main
 from cli.package import RUN_OPTIONS, build_zip
-from cli.produce import events, put
 from connectors import aws
+from connectors.producer import events, put
+from drills.backends import RECOVERY_OP, inject_failure
 from sandbox import services
 from sandbox.jobrunner import wait_until
 from sandbox.local_cluster import Sandbox
@@ -96,6 +97,25 @@ def test_deploy_update_rollback_and_restarts_keep_exactly_once(tmp_path, capsys)
         out = _cli(sb, capsys, "deploy", "snapshots", "create", "--region", REGION, "--name", "before-release-2")
         assert "READY (version 1)" in out
 
+        # The service's automatic recovery: an instance failure (the sandbox's fault injection, no
+        # API call) and the application restarts by itself from its latest checkpoint, not from
+        # the snapshot just taken; the waves around it are committed once (checked at the end).
+        sent |= _send(sb, 100, 8)  # seeds 1-7 are the other waves' and the control's
+        inject_failure(sb.settings, REGION, "homeflow")
+        sent |= _send(sb, 100, 9)
+
+        def recovered():
+            ops = kda.list_application_operations(ApplicationName="homeflow")["ApplicationOperationInfoList"]
+            done = [o["OperationStatus"] for o in ops if o["Operation"] == RECOVERY_OP]
+            assert "FAILED" not in done, ops
+            return done == ["SUCCESSFUL"]
+        wait_until(recovered, 180, 1.0, what="the application's automatic recovery")
+        run_log = (services.managed_flink_dir(sb.state) / REGION / "applications" / "homeflow" / "flink-run.log")
+        last = run_log.read_text().split("--- ")[-1].splitlines()[0]
+        assert "/checkpoints/us-east-1/" in last and "/chk-" in last, last
+        assert "RUNNING" in _cli(sb, capsys, "deploy", "app", "status", "--region", REGION)
+        wait_until(lambda: all_committed_once(sent), 180, 2.0, what="waves 8-9 committed after the recovery")
+
         # A stale version id is refused: the guard of every change.
         with pytest.raises(ClientError) as e:
             kda.update_application(ApplicationName="homeflow", CurrentApplicationVersionId=7,
@@ -111,7 +131,6 @@ def test_deploy_update_rollback_and_restarts_keep_exactly_once(tmp_path, capsys)
         assert key2 != key1
         sent |= _send(sb, 200, 3)
         wait_until(lambda: all_committed_once(sent), 180, 2.0, what="waves 2-3 committed after the update")
-        run_log = (services.managed_flink_dir(sb.state) / REGION / "applications" / "homeflow" / "flink-run.log")
         last = run_log.read_text().split("--- ")[-1]
         code_dir = services.managed_flink_dir(sb.state) / REGION / "applications" / "homeflow" / "code"
         assert f"code from {code_dir}/{key2}" in last and "restoring from file:" in last, last[-3000:]

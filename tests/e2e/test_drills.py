@@ -112,3 +112,120 @@ def test_upgrade_with_savepoints_changes_parallelism(tmp_path):
     assert [s["parallelism"] for s in steps] == [2, 1] and all(s["savepoint"] for s in steps)
     assert au["inversions"] == 0, f"unreported: {r['audit']['unreported_sample']}"
     assert r["passed"], r["verdict"]
+
+
+# ---------------------------------------------------------------- Managed Flink (the stand-in)
+
+@pytest.fixture(scope="module")
+def app_zip(tmp_path_factory):
+    from cli.package import build_zip
+    return build_zip(tmp_path_factory.mktemp("app") / "app.zip")
+
+
+@pytest.mark.long  # 3 minutes
+def test_planned_moves_on_managed_flink(tmp_path, app_zip):
+    r = _drill(tmp_path, "move-keys", 4602, 18150, backend="managed-flink", zip=app_zip, flips=2, warmup_s=4.0,
+               extra={"dwell_s": 2.0})
+    au = _whole_sets(r)
+    assert au["inversions"] == 0 and au["stranded"] == 0, f"unreported: {r['audit']['unreported_sample']}"
+    assert r["pauses_ms"], "no moving key was ever held: the hand-off did not run"
+    assert r["passed"], r["verdict"]
+
+
+@pytest.mark.long  # 4 minutes
+def test_region_loss_on_managed_flink_recovers_from_the_latest_checkpoint(tmp_path, app_zip):
+    """The lost region's application is failed (an instance failure) and comes back by the
+    service's automatic recovery once the region is reachable again, from its latest checkpoint."""
+    r = _drill(tmp_path, "region-loss", 4603, 18152, backend="managed-flink", zip=app_zip)
+    _region_loss(r)
+    rec = r["scenario_figures"]["recoveries"]
+    assert [x["region"] for x in rec] == [REGIONS[0]], rec
+    assert rec[0]["after_failure_s"] >= 15, "recovered while its region was still lost"
+
+
+@pytest.mark.long  # 4 minutes
+def test_control_a_start_from_an_older_snapshot_without_the_lake_seed_commits_twice(tmp_path, app_zip):
+    """A forced stop and a start from the latest snapshot (taken seconds before the failure) with
+    the dedup seed off: what the region committed after the snapshot is read again and committed
+    again. With the seed (test_region_loss_on_a_deployment_it_did_not_create) nothing is."""
+    r = _drill(tmp_path, "region-loss", 4606, 18156, backend="managed-flink", zip=app_zip, recovery="snapshot",
+               dedup_seed="none")
+    assert r["audit"]["duplicated"] > 0, "a start from an older snapshot without the seed should commit twice"
+    assert r["passed"], r["verdict"]
+
+
+@pytest.mark.long  # 5 minutes
+def test_upgrade_on_managed_flink_through_snapshots_and_update_application(tmp_path, app_zip):
+    r = _drill(tmp_path, "upgrade", 4604, 18154, backend="managed-flink", zip=app_zip)
+    au = _whole_sets(r)
+    steps = r["scenario_figures"]["steps"]
+    assert [s["parallelism"] for s in steps] == [2, 1] and all(s["savepoint"] for s in steps), steps
+    # What the stand-in ran: each restart from the snapshot the stop took, at the parallelism asked.
+    runs = (tmp_path / "drill" / "world" / "sandbox" / "managed-flink" / REGIONS[0] / "applications" / "homeflow" /
+            "flink-run.log").read_text().split("--- ")[1:]
+    heads = [x.splitlines()[0] for x in runs]
+    assert [h.rsplit("parallelism=", 1)[1] for h in heads[1:]] == ["2", "1"], heads
+    assert all("/snapshots/savepoint-" in h for h in heads[1:]), heads
+    assert au["inversions"] == 0, f"unreported: {r['audit']['unreported_sample']}"
+    assert r["passed"], r["verdict"]
+
+
+@pytest.mark.long  # 5 minutes
+def test_region_loss_on_a_deployment_it_did_not_create(tmp_path, app_zip, capsys):
+    """`homeflow drill region-loss --backend managed-flink --target deployment --yes`, the command a
+    game day runs against an account, here against a running deployment the test made (both
+    applications started through the API). No call fails an instance there: the loss is a forced
+    stop and the return a start from the latest snapshot, older than the last commit; the lake
+    seed at start keeps every event once. The drill leaves both applications running, writes
+    only the streams and applications the properties name, and its rows are found by its run id."""
+    from cli.main import main
+    from drills.backends import ManagedFlinkBackend
+    from sandbox import api_calls
+    from sandbox.local_cluster import Sandbox, with_key
+    sb = Sandbox(tmp_path / "deployment", 4605, list(REGIONS), lake={"expire.older.than.ms": "0"},
+                 **{"table.wait.ms": "20000", "handoff.timeout.ms": "20000"}).up()
+    try:
+        mine = ManagedFlinkBackend(sb, app_zip)
+        mine.deploy(list(REGIONS))
+        for r in REGIONS:
+            mine.launch(r, restore="none")
+        for r in REGIONS:
+            mine.wait_started(r)
+        # The drill signs with a key of its own (the replication stand-ins sign as the operator).
+        props = with_key(sb.properties, tmp_path / "deployment.json", "game-day")
+        code = main(["--properties", str(props), "drill", "region-loss", "--backend", "managed-flink",
+                     "--target", "deployment", "--yes", "--out", str(tmp_path / "drill")])
+        out = capsys.readouterr().out
+        (tmp_path / "drill.out").write_text(out)
+        assert "StopApplication A Force=true" in out and "going ahead (--yes)" in out
+        report = json.loads((tmp_path / "drill" / "report.json").read_text())
+        assert code == 0, report["verdict"]
+        _region_loss(report)
+        run_id = report["run_id"]
+        assert all(k.startswith(f"{run_id}-") for k in report["scenario_figures"]["keys_expected"])
+        timeline = [e["kind"] for e in report["timeline"]]
+        assert timeline.index("snapshot") < timeline.index("failure") < timeline.index("restored")
+
+        calls = [c for c in api_calls.fetch(sb.settings.aws.endpoint) if c.key == "game-day"]
+        writes = {(c.action, c.resource) for c in calls if c.action.split(":")[1].startswith(
+            ("Start", "Stop", "Update", "Create", "Delete", "Put"))}
+        apps = {f"arn:aws:kinesisanalytics:{r}:123456789012:application/homeflow" for r in REGIONS}
+        ingest = {f"arn:aws:kinesis:{r}:123456789012:stream/{sb.settings.streams.ingest}" for r in REGIONS}
+        assert {a for a, _ in writes if a.startswith("kinesisanalytics:")} == {
+            "kinesisanalytics:CreateApplicationSnapshot", "kinesisanalytics:StopApplication",
+            "kinesisanalytics:StartApplication"}, writes
+        assert {res for a, res in writes if a.startswith("kinesisanalytics:")} <= apps, writes
+        assert {res for a, res in writes if a.startswith("kinesis:")} <= ingest, writes
+        routing = {f"arn:aws:dynamodb:{r}:123456789012:table/{sb.settings.job.routing_table}" for r in REGIONS}
+        assert {res for a, res in writes if a.startswith("dynamodb:")} <= routing, writes
+        assert not [a for a, _ in writes if a.startswith("s3:")], writes
+        assert not [a for a, _ in writes if a.startswith(("kinesisanalytics:Update", "kinesisanalytics:Delete"))]
+        for r in REGIONS:
+            assert mine.status(r)["ApplicationStatus"] == "RUNNING", r
+
+        assert main(["--properties", str(props), "query", "--drill", run_id]) == 0
+        found = capsys.readouterr().out
+        total = sum(int(line.split()[2]) for line in found.splitlines() if "DELETE FROM" in line)
+        assert total == report["audit"]["committed"] and f"LIKE '{run_id}-%'" in found, found
+    finally:
+        sb.down()

@@ -8,10 +8,14 @@ its log that it loaded them from state. The job compacts its
 table as it goes (every 5 commits). Afterwards every event_id is in the lake exactly once, and
 for each key no event is committed in an earlier snapshot than an event produced before it.
 
-It also checks that a key's per-origin high-water mark (the router's order state) is in the
+It also checks that a key's per-entry-lane marks (the router's order state) are in the
 state a restore gets: a probe key committed before every interruption and not touched after them is
 then sent a record whose origin position is older; it must land flagged `reordered`, and the
-same record for a key without history (the control) unflagged."""
+same record for a key without history (the control) unflagged.
+
+Bad records of four kinds go in with the traffic: each lands in the dead-letter archive table
+(homeflow.dead_letters_us_east_1, committed with the checkpoints like the home table) exactly
+once, however the interruptions fell."""
 from __future__ import annotations
 
 import random
@@ -26,13 +30,19 @@ from connectors import routing_control
 from connectors.routing_store import ITEM_KEY, RoutingStore
 from sandbox.flink_rest import stop_with_savepoint
 from sandbox.jobrunner import start_job, wait_until
-from cli.produce import events, put
 from connectors import lake
+from connectors.producer import events, put
 from udfs.envelope import Envelope
 from sandbox.local_cluster import Sandbox
 from tests.conftest import first_commit_index, latest_checkpoint
 
 pytestmark = pytest.mark.e2e
+BAD_KINDS = (  # (reason, raw for the i-th bad record): each raw is unique, so the archive can be counted
+    ("malformed-json", lambda i: b'{"event_id": "bad-%d", "key": "k' % i),
+    ("missing-key", lambda i: b'{"event_id": "bad-%d", "ts": 1, "origin": "us-east-1"}' % i),
+    ("wrong-type", lambda i: b'{"event_id": "bad-%d", "key": "k", "ts": "soon", "origin": "us-east-1"}' % i),
+    ("unknown-region", lambda i: b'{"event_id": "bad-%d", "key": "k", "ts": 1, "origin": "mars-1"}' % i),
+)
 KILLS = 3
 SAVEPOINT_AFTER_KILL = 2  # the 3rd interruption is a stop-with-savepoint, not a kill
 REST_PORT = 18096
@@ -82,6 +92,7 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
     rng = random.Random(2024)
     all_evs = list(events("us-east-1", 12_000, 30, seed=909))
     sent = []
+    sent_bad: list[tuple[bytes, str]] = []
     stop_producing = threading.Event()
 
     def produce():
@@ -89,8 +100,11 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
             if stop_producing.is_set():
                 return
             batch = all_evs[i:i + 25]
-            put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in batch])
+            reason, make = BAD_KINDS[(i // 25) % len(BAD_KINDS)]
+            bad = make(i // 25)
+            put(sb.settings, "us-east-1", [(e.key, e.to_json().encode()) for e in batch] + [(f"bad-{i}", bad)])
             sent.extend(batch)
+            sent_bad.append((bad, reason))
             time.sleep(0.5)
 
     def committed_since(t: float) -> bool:
@@ -174,6 +188,24 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
             f"the probe key's lane mark did not survive the restores: {flags['probe-older-order-probe']!r}"
         assert flags["probe-older-order-probe-control"] is None, "control: a key without history is in order"
 
+        # the dead-letter archive: every bad record once, with its reason
+        def archived():
+            t = lake.load_dead_letter_table(sb.settings, "us-east-1")
+            if t is None or t.current_snapshot() is None:
+                return None
+            rows = t.scan(selected_fields=("raw", "reason")).to_arrow().to_pylist()
+            return rows if {b.decode() for b, _ in sent_bad} <= {r["raw"] for r in rows} else None
+        dead = wait_until(archived, 120, 2.0, [job], "every bad record in the dead-letter archive")
+        time.sleep(4)  # a few more checkpoints: a late duplicate would be committed by now
+        dead = archived()
+        counts = defaultdict(int)
+        for r in dead:
+            counts[r["raw"]] += 1
+        reasons = {r["raw"]: r["reason"] for r in dead}
+        assert [b for b, _ in sent_bad if counts[b.decode()] != 1] == [], "bad records archived twice or never"
+        assert all(reasons[b.decode()] == reason for b, reason in sent_bad)
+        assert len(dead) == len(sent_bad) and {r for _, r in sent_bad} == {k for k, _ in BAD_KINDS}
+
         table = lake.load_table(sb.settings, "us-east-1")
         summaries = [s.summary for s in table.metadata.snapshots]
         # every commit is the Flink committer's, except the job's own compaction (replace)
@@ -184,7 +216,7 @@ def test_kill_and_restore_keeps_exactly_once_and_key_order(tmp_path):
         assert savepoint and (tmp_path / "savepoints").exists(), "the savepoint stop did not happen"
         assert rewrites >= 2, f"the job's compaction rewrote the table {rewrites} times; the test needs it running"
         print(f"\n{KILLS} kills, restored from {kills}, and a stop-with-savepoint restored from {savepoint}; "
-              f"{len(ids)} events once; {len(summaries)} snapshots ({rewrites} by the job's compaction)")
+              f"{len(ids)} events once, {len(sent_bad)} bad records archived once; {len(summaries)} snapshots ({rewrites} by the job's compaction)")
     finally:
         stop_producing.set()
         sb.down()

@@ -15,7 +15,7 @@ import pytest
 from connectors.stream_reader import read_stream as read_stored
 from sandbox.jobrunner import start_job, wait_until
 from udfs import kpl
-from cli.produce import events, put, read_stream
+from connectors.producer import events, put, read_stream
 from sandbox.local_cluster import Sandbox, write_properties
 from tests.fault_proxy import FaultProxy
 

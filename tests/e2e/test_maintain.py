@@ -18,8 +18,8 @@ import pytest
 from sandbox.jobrunner import start_job, wait_until
 from sandbox.local_cluster import Sandbox
 from sandbox.paths import ROOT
-from cli.produce import events, put
 from connectors import aws, lake, maintenance
+from connectors.producer import events, put
 from tests.conftest import latest_checkpoint
 
 pytestmark = pytest.mark.e2e

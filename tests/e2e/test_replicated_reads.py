@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cli.produce import events, put
+from connectors.producer import events, put
 from sandbox.s3_replicator import S3Replicator
 from connectors import lake, read_pointer
 from sandbox.local_cluster import Sandbox

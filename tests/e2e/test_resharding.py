@@ -21,8 +21,8 @@ import uuid
 
 import pytest
 
-from cli.produce import put
 from connectors import aws
+from connectors.producer import put
 from drills.audit import audit_rows, duckdb_counts, table_rows
 from drills.run import drill_keys
 from drills.traffic import Event

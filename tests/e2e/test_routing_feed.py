@@ -10,7 +10,7 @@ import pytest
 
 from connectors import routing_control
 from sandbox.jobrunner import start_job, wait_until
-from cli.produce import events, put
+from connectors.producer import events, put
 from connectors.routing_store import ITEM_KEY, RoutingStore
 from sandbox.local_cluster import Sandbox
 from tests.conftest import latest_checkpoint

@@ -14,9 +14,10 @@ from botocore.exceptions import ClientError
 
 from conf.settings import load
 from connectors import aws, routing_control
+from connectors import stacks as cfn_stacks
+from connectors.cfn_template import Template, load_template
 from sandbox import services, stacks
 from sandbox.api_calls import DEFAULT_ACCOUNT
-from sandbox.cfn_template import Template, load_template
 from sandbox.jobrunner import wait_until
 from sandbox.local_cluster import write_properties
 from udfs.routing_table import default_table
@@ -38,15 +39,15 @@ def test_up_is_idempotent_and_down_stops_only_its_own(tmp_path):
 
         # Provisioned from infra/ through the emulator's CloudFormation. What the emulator accepts
         # without creating is exactly stacks.NOT_CREATED; everything else is a stack resource.
-        region_doc = load_template(stacks.REGION_TEMPLATE)
+        region_doc = load_template(cfn_stacks.REGION_TEMPLATE)
         for region in settings.job.regions:
             cf = aws.client("cloudformation", region, settings.aws)
             params = {k: v.split(",") if k.endswith("Regions") else v
-                      for k, v in stacks.region_parameters(settings, region).items()}
+                      for k, v in cfn_stacks.region_parameters(settings, region).items()}
             bound = Template(region_doc, region, DEFAULT_ACCOUNT, params)
             wanted = {r["Type"] for r in region_doc["Resources"].values()
                       if "Condition" not in r or bound.condition(r["Condition"])}
-            made = {r["ResourceType"] for r in cf.list_stack_resources(StackName=stacks.region_stack(region))
+            made = {r["ResourceType"] for r in cf.list_stack_resources(StackName=cfn_stacks.region_stack(region))
                     ["StackResourceSummaries"] if r["LogicalResourceId"]}
             assert made <= wanted and wanted - made == set(stacks.NOT_CREATED), (region, wanted - made)
             standin = cf.list_stack_resources(StackName=stacks.GLOBAL_STANDIN_STACK)["StackResourceSummaries"]
@@ -157,10 +158,10 @@ def test_a_template_missing_what_the_job_needs_breaks_the_local_run(tmp_path):
     settings = load(props)
     state = tmp_path / "state"
     region_t = tmp_path / "region.yaml"
-    text = stacks.REGION_TEMPLATE.read_text()
+    text = cfn_stacks.REGION_TEMPLATE.read_text()
     assert text.count("Name: homeflow-forward\n") == 1
     region_t.write_text(text.replace("Name: homeflow-forward\n", "Name: homeflow-fwd\n"))
-    global_doc = load_template(stacks.GLOBAL_TEMPLATE)
+    global_doc = load_template(cfn_stacks.GLOBAL_TEMPLATE)
     del global_doc["Resources"]["ReadPointerTable"]
     global_t = tmp_path / "global.json"
     global_t.write_text(json.dumps(global_doc))
@@ -168,7 +169,7 @@ def test_a_template_missing_what_the_job_needs_breaks_the_local_run(tmp_path):
         services.start(settings, state)
         made = stacks.provision(settings, region_t, global_t)
         assert all(len(made[r]) == 2 for r in settings.job.regions), made
-        with pytest.raises(stacks.ProvisionError) as e:
+        with pytest.raises(cfn_stacks.ProvisionError) as e:
             stacks.verify(settings)
         missing = [line.strip() for line in str(e.value).splitlines()[1:-1]]
         assert sorted(missing) == sorted(
@@ -179,7 +180,7 @@ def test_a_template_missing_what_the_job_needs_breaks_the_local_run(tmp_path):
         # verify still names it.
         made = stacks.provision(settings)
         assert all(made[r] == [f"stack {stacks.GLOBAL_STANDIN_STACK} updated (3 tables)",
-                               f"stack {stacks.region_stack(r)} updated"] for r in settings.job.regions), made
+                               f"stack {cfn_stacks.region_stack(r)} updated"] for r in settings.job.regions), made
         assert sorted(stacks.missing(settings)) == sorted(
             f"{r}: Kinesis stream homeflow-forward" for r in settings.job.regions)
         # control: the real templates in a fresh sandbox leave nothing missing

@@ -11,7 +11,7 @@ import pytest
 
 from cli.package import RUN_OPTIONS
 from conf.settings import groups_from_properties, settings_from_groups
-from sandbox.cfn_template import load_template as load
+from connectors.cfn_template import load_template as load
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"

@@ -7,8 +7,8 @@ import base64
 import json
 from pathlib import Path
 
+from connectors.cfn_template import Template, load_template
 from sandbox.api_calls import Call, describe
-from sandbox.cfn_template import Template, load_template
 from sandbox.iam_policy import Grant, check, role_grants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +46,15 @@ def test_dynamodb_calls_name_table_index_and_each_transaction_item():
         {"TransactItems": [{"Put": {"TableName": "a"}}, {"ConditionCheck": {"TableName": "b"}}]}).encode())
     assert [(c.action, c.resource.rsplit("/", 1)[1]) for c in calls] == \
         [("dynamodb:PutItem", "a"), ("dynamodb:ConditionCheckItem", "b")]
+
+
+def test_managed_flink_calls_name_the_application():
+    c, = describe(_env(service="kinesisanalytics", target="KinesisAnalytics_20180523.StopApplication"),
+                  json.dumps({"ApplicationName": "homeflow", "Force": True}).encode())
+    assert (c.action, c.resource) == ("kinesisanalytics:StopApplication",
+                                      f"arn:aws:kinesisanalytics:eu-west-1:{ACCT}:application/homeflow")
+    c, = describe(_env(service="kinesisanalytics", target="KinesisAnalytics_20180523.ListApplications"), b"{}")
+    assert c.resource is None
 
 
 def test_s3_requests_map_to_iam_actions():

@@ -1,13 +1,13 @@
 """The Managed Flink stand-in's rules (sandbox/managed_flink/model.py) and the deploy's diff
-(cli/deploy.py), without running anything."""
+(connectors/managed_flink.py), without running anything."""
 from __future__ import annotations
 
 import boto3
 import pytest
 from botocore.validate import validate_parameters
 
-from cli import deploy
 from conf.settings import load
+from connectors import managed_flink
 from sandbox.managed_flink.model import CUSTOM, LATEST, SKIP, ApiError, describe_config, merge_update, new_application
 from sandbox.paths import LOCAL_PROPERTIES
 
@@ -163,17 +163,20 @@ def test_the_deploy_diff_round_trips_through_the_services_description():
     validation of the API's shapes."""
     s = load(LOCAL_PROPERTIES)
     kda = boto3.client("kinesisanalyticsv2", region_name="us-east-1")
-    params = deploy.stack_parameters(s, "us-east-1", deploy.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-1.zip"))
-    want = deploy.desired_application(s, "us-east-1", params, "arn:aws:iam::123456789012:role/r", kda)
+    params = managed_flink.stack_parameters(s, "us-east-1",
+                                            managed_flink.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-1.zip"))
+    want = managed_flink.desired_application(s, "us-east-1", params, "arn:aws:iam::123456789012:role/r", kda)
     validate_parameters(want, kda.meta.service_model.operation_model("CreateApplication").input_shape)
     app = new_application(want, "us-east-1", "123456789012")
-    current = deploy._current_config({"ApplicationConfigurationDescription": describe_config(app.config, app.restore)})
-    assert deploy.config_changes(current, want["ApplicationConfiguration"]) == ({}, [])
+    current = managed_flink._current_config(
+        {"ApplicationConfigurationDescription": describe_config(app.config, app.restore)})
+    assert managed_flink.config_changes(current, want["ApplicationConfiguration"]) == ({}, [])
 
-    params2 = deploy.stack_parameters(s, "us-east-1", deploy.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-2.zip"))
+    params2 = managed_flink.stack_parameters(s, "us-east-1",
+                                             managed_flink.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-2.zip"))
     params2["Parallelism"] = "2"
-    want2 = deploy.desired_application(s, "us-east-1", params2, "arn:aws:iam::123456789012:role/r", kda)
-    update, lines = deploy.config_changes(current, want2["ApplicationConfiguration"])
+    want2 = managed_flink.desired_application(s, "us-east-1", params2, "arn:aws:iam::123456789012:role/r", kda)
+    update, lines = managed_flink.config_changes(current, want2["ApplicationConfiguration"])
     assert lines == [
         "ApplicationCodeConfiguration.CodeContent.S3ContentLocation.FileKey: homeflow-1.zip -> homeflow-2.zip",
         "FlinkApplicationConfiguration.ParallelismConfiguration.Parallelism: 1 -> 2",
@@ -182,16 +185,18 @@ def test_the_deploy_diff_round_trips_through_the_services_description():
                          "ApplicationConfigurationUpdate": update},
                         kda.meta.service_model.operation_model("UpdateApplication").input_shape)
     app.update(1, update, None)
-    after = deploy._current_config({"ApplicationConfigurationDescription": describe_config(app.config, app.restore)})
-    assert deploy.config_changes(after, want2["ApplicationConfiguration"]) == ({}, [])
+    after = managed_flink._current_config(
+        {"ApplicationConfigurationDescription": describe_config(app.config, app.restore)})
+    assert managed_flink.config_changes(after, want2["ApplicationConfiguration"]) == ({}, [])
 
 
 def test_a_stack_parameter_the_template_does_not_declare_is_named():
     s = load(LOCAL_PROPERTIES)
-    code = deploy.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-1.zip")
-    assert deploy.stack_parameters(s, "us-east-1", code, {"ReplicationEnabled": "true"})["ReplicationEnabled"] == "true"
-    with pytest.raises(deploy.DeployError) as e:
-        deploy.stack_parameters(s, "us-east-1", code, {"ReplicationEnabeld": "true"})
+    code = managed_flink.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-1.zip")
+    assert (managed_flink.stack_parameters(s, "us-east-1", code, {"ReplicationEnabled": "true"})["ReplicationEnabled"]
+            == "true")
+    with pytest.raises(managed_flink.DeployError) as e:
+        managed_flink.stack_parameters(s, "us-east-1", code, {"ReplicationEnabeld": "true"})
     assert "ReplicationEnabeld" in str(e.value) and "ReplicationEnabled" in str(e.value)
 
 
@@ -200,15 +205,15 @@ def test_allow_non_restored_state_is_what_the_last_start_or_update_said_and_vali
     application; the stand-in keeps it for later restarts as the service does."""
     kda = boto3.client("kinesisanalyticsv2", region_name="us-east-1")
     app = new_application(_req(), "us-east-1", "1")
-    start = {"ApplicationRestoreConfiguration": deploy.restore_configuration("latest"),
-             **deploy.flink_run_configuration(True)}
+    start = {"ApplicationRestoreConfiguration": managed_flink.restore_configuration("latest"),
+             **managed_flink.flink_run_configuration(True)}
     validate_parameters({"ApplicationName": "homeflow", "RunConfiguration": start},
                         kda.meta.service_model.operation_model("StartApplication").input_shape)
     app.start(start)
     assert app.allow_non_restored
     app.status = "RUNNING"
-    update = {"ApplicationRestoreConfiguration": deploy.restore_configuration("latest"),
-              **deploy.flink_run_configuration(False)}
+    update = {"ApplicationRestoreConfiguration": managed_flink.restore_configuration("latest"),
+              **managed_flink.flink_run_configuration(False)}
     validate_parameters({"ApplicationName": "homeflow", "CurrentApplicationVersionId": 1,
                          "RunConfigurationUpdate": update},
                         kda.meta.service_model.operation_model("UpdateApplication").input_shape)
@@ -220,3 +225,40 @@ def test_allow_non_restored_state_is_what_the_last_start_or_update_said_and_vali
     app.status = "RUNNING"
     app.update(3, None, None)  # no run configuration in the request: the setting stays
     assert app.allow_non_restored
+
+
+def test_a_release_keeps_the_stack_parameters_it_does_not_set():
+    """CloudFormation resets a parameter an update leaves out to the template's default: the
+    second pass's ReplicationEnabled=true must survive the next `deploy apply` without it."""
+    s = load(LOCAL_PROPERTIES)
+    code = managed_flink.Code(LOCAL_PROPERTIES, "code-bucket", "homeflow-2.zip")
+    derived = managed_flink.stack_parameters(s, "us-east-1", code)
+    stack = {"Parameters": [{"ParameterKey": "ReplicationEnabled", "ParameterValue": "true"},
+                            {"ParameterKey": "IngestShards", "ParameterValue": "4"},
+                            {"ParameterKey": "CodeKey", "ParameterValue": "homeflow-1.zip"},
+                            {"ParameterKey": "RemoteRegions", "ParameterValue": "['eu-west-1', 'ap-south-1']"},
+                            {"ParameterKey": "NotInTheTemplateAnyMore", "ParameterValue": "x"}]}
+    kept = managed_flink.keep_previous(derived, stack)
+    assert kept["ReplicationEnabled"] == "true" and kept["IngestShards"] == "4"
+    assert kept["CodeKey"] == "homeflow-2.zip"  # derived and given values win over the stack's
+    assert kept["RemoteRegions"] == derived["RemoteRegions"]
+    assert "NotInTheTemplateAnyMore" not in kept
+    assert managed_flink.keep_previous(derived, None) == derived  # a new stack: the template's defaults
+    # control: what an update sent before, which CloudFormation resets to ReplicationEnabled=false
+    assert "ReplicationEnabled" not in derived
+
+
+def test_automatic_recovery_is_an_operation_of_a_running_application_only():
+    from sandbox.managed_flink.model import RECOVERY
+    app = new_application(_req(), "us-east-1", "123456789012")
+    with pytest.raises(ApiError) as e:
+        app.recover()  # a READY application has no job to lose
+    assert e.value.code == "ResourceInUseException" and app.recoveries == 0
+    _running(app)
+    op = app.recover()
+    assert op.name == RECOVERY and op.status == "IN_PROGRESS" and app.status == "STARTING"
+    assert app.recoveries == 1 and app.operations[-1] is op
+    assert [o["Operation"] for o in [o.summary() for o in app.operations]] == ["StartApplication", RECOVERY]
+    with pytest.raises(ApiError):
+        app.stop(force=False)  # while it recovers only a forced stop is taken
+    app.stop(force=True)

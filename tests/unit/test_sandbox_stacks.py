@@ -1,6 +1,7 @@
 """The sandbox's stand-in for infra/global.yaml (sandbox/stacks.py): each DynamoDB global table
 becomes, in each of its replica regions and nowhere else, an ordinary table with the same
-definition, and the parameters passed to infra/region.yaml are the ones it declares."""
+definition; and the parameters a deployment passes to infra/ (connectors/stacks.py) are the ones
+the templates declare."""
 from __future__ import annotations
 
 import copy
@@ -8,8 +9,9 @@ import copy
 import pytest
 
 from conf.settings import load
+from connectors import stacks as cfn_stacks
+from connectors.cfn_template import load_template
 from sandbox import stacks
-from sandbox.cfn_template import load_template
 from sandbox.paths import LOCAL_PROPERTIES
 
 ACCOUNT = "123456789012"
@@ -21,7 +23,7 @@ SAME = ("TableName", "BillingMode", "StreamSpecification", "AttributeDefinitions
 
 @pytest.fixture(scope="module")
 def global_doc() -> dict:
-    return load_template(stacks.GLOBAL_TEMPLATE)
+    return load_template(cfn_stacks.GLOBAL_TEMPLATE)
 
 
 def test_every_global_table_stands_in_as_a_table_with_the_same_definition(global_doc):
@@ -61,10 +63,10 @@ def test_a_table_replicated_to_fewer_regions_stands_in_only_there(global_doc):
 
 def test_parameters_are_declared_by_the_templates():
     settings = load(LOCAL_PROPERTIES)
-    region_doc = load_template(stacks.REGION_TEMPLATE)
+    region_doc = load_template(cfn_stacks.REGION_TEMPLATE)
     for region in settings.job.regions:
-        p = stacks.region_parameters(settings, region)
+        p = cfn_stacks.region_parameters(settings, region)
         assert set(p) <= set(region_doc["Parameters"]), set(p) - set(region_doc["Parameters"])
         assert region not in p["RemoteRegions"].split(",")
         assert sorted(p["RemoteRegions"].split(",") + [region]) == sorted(settings.job.regions)
-    assert set(stacks.global_parameters(settings)) <= set(load_template(stacks.GLOBAL_TEMPLATE)["Parameters"])
+    assert set(cfn_stacks.global_parameters(settings)) <= set(load_template(cfn_stacks.GLOBAL_TEMPLATE)["Parameters"])

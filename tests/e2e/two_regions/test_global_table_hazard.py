@@ -15,8 +15,8 @@ import pytest
 
 from sandbox.ddb_replicator import DynamoDbReplicator
 from sandbox.jobrunner import wait_until
-from cli.produce import events, put
 from connectors import lake
+from connectors.producer import events, put
 from sandbox import services
 from sandbox.local_cluster import Sandbox
 

@@ -9,7 +9,7 @@ import pytest
 from connectors import routing_control
 from sandbox import services
 from sandbox.jobrunner import wait_until
-from cli.produce import put
+from connectors.producer import put
 from sandbox.s3_replicator import S3Replicator
 from connectors import lake_view, read_pointer
 from connectors.routing_store import RoutingStore

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.produce import events, put
 from connectors import read_pointer
+from connectors.cfn_template import Template, load_template
+from connectors.producer import events, put
 from sandbox import api_calls
-from sandbox.cfn_template import Template, load_template
 from sandbox.iam_policy import Grant, check, role_grants
 from sandbox.jobrunner import wait_until
 

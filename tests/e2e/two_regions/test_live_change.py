@@ -8,7 +8,7 @@ import pytest
 
 from connectors import routing_control
 from sandbox.jobrunner import wait_until
-from cli.produce import put, read_stream
+from connectors.producer import put, read_stream
 from udfs.envelope import Envelope
 
 pytestmark = pytest.mark.e2e

@@ -6,8 +6,9 @@ import pytest
 
 from sandbox.flink_rest import call as _get, running_job
 from sandbox.jobrunner import wait_until
-from cli.produce import events, put
 from connectors import lake
+from connectors.producer import events, put
+from jobs.metrics import documented
 from tests.e2e.two_regions.conftest import REST_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +54,8 @@ def test_router_metrics_under_kinesisanalytics(two_regions):
     m, d = wait_until(grown, 60, 2.0, sb.jobs, "metrics to count the records")
     assert m.get("homeflow_router_epoch", 0) >= 1 and m.get("homeflow_routing_epoch", 0) >= 1
     assert "homeflow_records_held" in m and "homeflow_keys_held" in m
+    # every name the running job registered is on the metrics reference page (jobs/metrics.py)
+    assert [n for n in m if not documented(n)] == []
 
 
 def test_lake_commit_metrics(two_regions):

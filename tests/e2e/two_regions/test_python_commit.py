@@ -8,8 +8,8 @@ import time
 import pytest
 
 from sandbox.jobrunner import wait_until
-from cli.produce import events, put
 from connectors import lake
+from connectors.producer import events, put
 
 pytestmark = pytest.mark.e2e
 HOME = "us-east-1"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.produce import events, put
 from connectors import lake_view, read_pointer
+from connectors.producer import events, put
 from sandbox.jobrunner import wait_until
 
 pytestmark = pytest.mark.e2e

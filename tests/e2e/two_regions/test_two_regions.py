@@ -9,8 +9,8 @@ from collections import defaultdict
 import pytest
 
 from sandbox.jobrunner import wait_until
-from cli.produce import decode, events, put, read_stream
 from connectors import lake
+from connectors.producer import decode, events, put, read_stream
 from udfs import kpl
 
 pytestmark = pytest.mark.e2e

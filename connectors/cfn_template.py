@@ -1,7 +1,8 @@
 """CloudFormation templates read as data: YAML with the short intrinsic tags, and a template bound
 to one account, region and parameter set, evaluated as far as homeflow's templates need (Ref,
 Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Select, Fn::Split, Fn::If with its conditions, AWS::NoValue).
-Used by the least-privilege check (sandbox/iam_policy.py) and the sandbox's stand-in for global
+Used by `homeflow deploy` (connectors/managed_flink.py: the application the region template
+declares), the least-privilege check (sandbox/iam_policy.py) and the sandbox's stand-in for global
 tables (sandbox/stacks.py)."""
 from __future__ import annotations
 

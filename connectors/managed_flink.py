@@ -1,4 +1,6 @@
-"""`homeflow deploy`: one region's Managed Flink deployment, from the zip to a running application.
+"""One region's Managed Flink deployment, from the zip to a running application: what
+`homeflow deploy` (cli/main.py) runs; the command only parses its arguments, calls these, and
+prints.
 
     plan      what apply would change: the code object, the stack's parameters, the application
     apply     package -> upload the zip under its content hash -> create/update the region's stack
@@ -23,11 +25,12 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from conf.settings import Settings
-from connectors import aws
-from sandbox import stacks
-from sandbox.cfn_template import Template, load_template
-from sandbox.managed_flink.model import TRANSIENT  # the API's transient statuses
+from connectors import aws, stacks
+from connectors.cfn_template import Template, load_template
 
+# The kinesisanalyticsv2 API's transient application statuses: a call that changes an application
+# leaves it in one of these until the change is done (or has failed).
+TRANSIENT = {"STARTING", "STOPPING", "UPDATING", "ROLLING_BACK", "FORCE_STOPPING", "AUTOSCALING", "DELETING"}
 
 
 class DeployError(SystemExit):
@@ -61,6 +64,24 @@ def stack_parameters(settings: Settings, region: str, code: Code, extra: dict[st
                           f"(it has {', '.join(declared)})")
     return {**stacks.region_parameters(settings, region), "CodeBucket": code.bucket, "CodeKey": code.key,
             **(extra or {})}
+
+
+def keep_previous(params: dict[str, str], stack: dict | None) -> dict[str, str]:
+    """`params` plus, for an existing stack, the current value of every declared parameter that
+    is neither derived nor given. CloudFormation resets a parameter left out of an update to its
+    template default: without this a release would turn replication off again (ReplicationEnabled
+    back to false) and reset the shard counts and the alarm topic."""
+    if stack is None:
+        return params
+    declared = load_template(stacks.REGION_TEMPLATE)["Parameters"]
+    have = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    kept = {k: _plain(v) for k, v in have.items() if k in declared and k not in params and v is not None}
+    return {**kept, **params}
+
+
+def _plain(v: str) -> str:
+    """The emulator echoes a list parameter as a Python list's repr; CloudFormation as a,b."""
+    return ",".join(x.strip(" '\"") for x in v.strip("[]").split(",")) if v.startswith("[") else v
 
 
 # ---------------------------------------------------------------- the application the template declares
@@ -196,10 +217,10 @@ def describe(kda, name: str) -> dict | None:
 
 def plan(settings: Settings, region: str, zip_path: Path, extra: dict[str, str] | None = None) -> Plan:
     code = code_for(settings, region, zip_path)
-    params = stack_parameters(settings, region, code, extra)
     s3, cf = aws.client("s3", region, settings.aws), aws.client("cloudformation", region, settings.aws)
     kda = aws.client("kinesisanalyticsv2", region, settings.aws)
     st = stacks.status(cf, stacks.region_stack(region))
+    params = keep_previous(stack_parameters(settings, region, code, extra), st)
     if st is None:
         stack, stack_changes = "create", []
     else:
@@ -233,9 +254,10 @@ def _ensure_bucket(s3, bucket: str, region: str) -> None:
 def apply(settings: Settings, region: str, zip_path: Path, out=print, timeout: float = 600,
           extra: dict[str, str] | None = None, allow_non_restored: bool = False) -> dict:
     code = code_for(settings, region, zip_path)
-    params = stack_parameters(settings, region, code, extra)
     s3, cf = aws.client("s3", region, settings.aws), aws.client("cloudformation", region, settings.aws)
     kda = aws.client("kinesisanalyticsv2", region, settings.aws)
+    params = keep_previous(stack_parameters(settings, region, code, extra),
+                           stacks.status(cf, stacks.region_stack(region)))
     _ensure_bucket(s3, code.bucket, region)
     if _exists(s3, code.bucket, code.key):
         out(f"[1/3] code s3://{code.bucket}/{code.key}: already uploaded")
