@@ -22,13 +22,17 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    # The router (udfs/handoff.py decides; jobs/functions.py RouterFunction counts)
-    Metric("homeflow_records_home", "counter", "router", "Records routed to this region's table."),
+    # The router (udfs/handoff.py decides; jobs/router.py BatchRouterFunction counts; the Java
+    # CommittedEventDedup after it, uid router-dedup, counts what is committed and deduplicated)
+    Metric("homeflow_records_home", "counter", "router-dedup", "Records routed to this region's table."),
     Metric("homeflow_records_forwarded_<region>", "counter", "router",
            "Records forwarded to `<region>`'s forward stream (their key's home is there)."),
-    Metric("homeflow_dedup_dropped", "counter", "router",
-           "Records dropped as duplicates of an event_id already routed or committed (a retry, a replay "
-           "after a start without state, a record the old home had committed)."),
+    Metric("homeflow_dedup_dropped", "counter", "router-dedup",
+           "Records dropped as duplicates of an event_id already routed or committed (a retry, a record the "
+           "old home had committed)."),
+    Metric("homeflow_replay_dropped", "counter", "router",
+           "Records re-read after a start (a replay, or a restore from an older snapshot) whose event_id some "
+           "home table already holds: dropped where they are read (the dedup seed)."),
     Metric("homeflow_dedup_seed_errors", "counter", "router",
            "A start without state could not read a home table for its dedup seed (the log says which)."),
     Metric("homeflow_dead_letter_<reason>", "counter", "router",

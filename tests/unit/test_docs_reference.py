@@ -145,6 +145,7 @@ def java_metric_names(source: str) -> set[str]:
 
 def registered_metric_names() -> set[str]:
     names = python_metric_names((ROOT / "jobs/functions.py").read_text())
+    names |= python_metric_names((ROOT / "jobs/router.py").read_text())
     names |= python_metric_names((ROOT / "udfs/handoff.py").read_text(), default_prefix="homeflow_")
     for path in (ROOT / "src/main/java").rglob("*.java"):
         names |= java_metric_names(path.read_text())
