@@ -31,7 +31,9 @@ SCHEMA = Schema(
                 doc="When the home's router accepted the record (epoch ms): with `epoch`, a key's order across "
                     "home tables is (epoch, routed_at)."),
     NestedField(12, "held_ms", LongType(), required=False,
-                doc="How long the record waited at the router (no table yet, a newer epoch, a hand-off), ms."),
+                doc="From when this region's job read the record to when its router routed it, ms: its time in a "
+                    "key group's batch and in the router's queue, and any hold (no table yet, a newer epoch, a "
+                    "hand-off)."),
     NestedField(13, "unordered", StringType(), required=False,
                 doc="Null when the row was committed in its key's order; otherwise why not: `reordered`, "
                     "`stranded:<region>` or `handoff-timeout:<region>` (see the hand-off concept page)."),

@@ -20,6 +20,7 @@ from drills import scenarios
 from drills.backends import ClusterBackend, ManagedFlinkBackend, MiniclusterBackend
 from drills.traffic import Traffic
 from drills.world import Deployment
+from sandbox import flink_rest
 from sandbox.jobrunner import await_canaries, wait_until
 from sandbox.local_cluster import Sandbox
 
@@ -163,6 +164,12 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print,
             wait_until(landed, 300, 3.0, what="every accepted event committed")
         except TimeoutError as e:
             say(f"      {e}: auditing what is there")
+            for region in opts.regions:  # which operator stalled, if a checkpoint did
+                try:
+                    for line in flink_rest.checkpoint_report(backend.rest_port(region), backend.job_id(region)):
+                        say(f"      {region}: {line}")
+                except Exception as err:  # noqa: BLE001 - a diagnosis must not hide the audit
+                    say(f"      {region}: no checkpoint report ({err})")
         time.sleep(3)  # a few more checkpoints: late duplicates would land by now
         stop_acks.set()
         say("[6/6] audit and report")

@@ -213,13 +213,13 @@ def state_ttl(ms: int) -> StateTtlConfig:
     """TTL with explicit cleanup strategies. PyFlink 1.20's default background cleanup builds
     `Duration.of_days(30)` through a py4j gateway, which exists in a minicluster's process but not
     inside a cluster's TaskManager (THREAD mode), so the operator failed to open on a standalone
-    cluster, and on Managed Flink (found with `homeflow cluster`). Incremental cleanup (one map entry
-    per access: each visit copies a key's whole map, CommittedEventDedup says why) serves the
-    heap state backend, the compaction filter RocksDB (Managed Flink's)."""
+    cluster, and on Managed Flink (found with `homeflow cluster`). RocksDB (Managed Flink's backend)
+    drops expired entries in compaction. The heap backend (local runs) drops one when it is read: its
+    incremental cleanup copies a key's whole map on every visit (TtlMapState.getUnexpiredOrNull;
+    CommittedEventDedup says what it cost), and the router's key is a whole key group."""
     return (StateTtlConfig.new_builder(Time.milliseconds(ms))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
             .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
             .disable_cleanup_in_background()
-            .cleanup_incrementally(1, False)
             .cleanup_in_rocksdb_compact_filter(1000, _PERIODIC_COMPACTION)
             .build())

