@@ -27,10 +27,12 @@ S3_STORAGE_GB_MONTH = 0.023
 INTER_REGION_GB = 0.02  # S3 cross-region replication transfer
 HOURS, SECONDS = 730, 730 * 3600
 
-# Measured (bench_capacity.py, README "Capacity"): CPU seconds per 1,000 events of the whole job,
-# parallelism 1, THREAD mode, every key homed locally; and the Java-only pipeline beside it.
-CPU_S_PER_1K = 0.44
-JAVA_CPU_S_PER_1K = 0.10
+# Measured (bench_capacity.py, docs/benchmarks "Capacity", 2026-12-05, medians of 6 interleaved
+# rounds): CPU seconds per 1,000 events of the whole job with the batched router, parallelism 1,
+# THREAD mode, every key homed locally; and the Java-only pipeline beside it. In the same rounds
+# the per-key router of the release before measured 0.23 (0.44 on the slower machine of 2026-11-30).
+CPU_S_PER_1K = 0.072
+JAVA_CPU_S_PER_1K = 0.034
 
 
 def model(events_per_s: float, regions: int, checkpoint_s: float, event_bytes: int, lake_bytes: float,
