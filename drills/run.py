@@ -67,6 +67,7 @@ class DrillOptions:
     dedup_seed: str = "lake"
     retry_share: float = 0.0  # events sent again, unchanged, into the other region's ingest stream
     extra: dict = field(default_factory=dict)
+    job: dict = field(default_factory=dict)  # more homeflow.job properties for the sandbox's jobs
 
 
 def run(opts: DrillOptions, say: Callable[[str], None] = print,
@@ -91,7 +92,7 @@ def run(opts: DrillOptions, say: Callable[[str], None] = print,
                      # The audit dates every row by the append that committed it: no snapshot may expire.
                      lake={"expire.older.than.ms": "0"},
                      **{"handoff": opts.handoff, "table.wait.ms": "20000", "handoff.timeout.ms": "20000",
-                        "dedup.seed": opts.dedup_seed}).up()
+                        "dedup.seed": opts.dedup_seed, **opts.job}).up()
     backend = None
     traffic = None
     stop_acks = threading.Event()

@@ -99,6 +99,18 @@ def test_region_loss_return_and_failback(tmp_path):
     _region_loss(_drill(tmp_path, "region-loss", 4579, 18124))
 
 
+@pytest.mark.long  # 5 minutes
+def test_region_loss_with_every_key_in_one_key_group(tmp_path):
+    """The batched router with one key group (max.parallelism 1) and batches that wait up to
+    1 s: every call packs many keys; the lost region's kill lands in the middle of a batch, its
+    restore brings back held records and waits; the failback's hand-offs (markers, held records,
+    the group's timer) run inside one group. Every event once, every inversion reported."""
+    r = _drill(tmp_path, "region-loss", 4607, 18158,
+               job={"max.parallelism": "1", "batch.max.ms": "1000", "batch.max.records": "5000"})
+    _region_loss(r)
+    assert r["pauses_ms"], "no moved key's records were held by a hand-off at failback"
+
+
 @pytest.mark.long
 def test_region_loss_on_standalone_clusters(tmp_path):
     _region_loss(_drill(tmp_path, "region-loss", 4581, 18128, backend="cluster"))
