@@ -1,5 +1,6 @@
 package dev.homeflow.bench;
 
+import dev.homeflow.flink.CommittedEventDedup;
 import dev.homeflow.flink.KeyedKinesisRecordSchema;
 import java.time.Duration;
 import java.util.HashMap;
@@ -7,7 +8,6 @@ import java.util.Map;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
-import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.kinesis.source.KinesisStreamsSource;
@@ -145,14 +145,7 @@ public final class JavaOnlyPipeline {
         @Override
         public void open(Configuration parameters) {
             MapStateDescriptor<String, Boolean> d = new MapStateDescriptor<>("seen", Types.STRING, Types.BOOLEAN);
-            // The TTL homeflow's dedup has (CommittedEventDedup): the same cleanup, so that the two
-            // pipelines differ in what they do, not in how their state is configured.
-            d.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofHours(24))
-                    .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
-                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-                    .disableCleanupInBackground()
-                    .cleanupInRocksdbCompactFilter(1000)
-                    .build());
+            d.enableTimeToLive(CommittedEventDedup.ttl(Duration.ofHours(24).toMillis()));  // homeflow's dedup TTL
             seen = getRuntimeContext().getMapState(d);
         }
 

@@ -51,20 +51,28 @@ public final class CommittedEventDedup extends KeyedProcessFunction<Row, Row, Ro
     @Override
     public void open(Configuration parameters) {
         MapStateDescriptor<String, Long> d = new MapStateDescriptor<>("committed-event-ids", Types.STRING, Types.LONG);
-        // RocksDB (Managed Flink) drops expired ids in compaction. The heap backend (local runs)
-        // drops one when it is read: its incremental cleanup copies a key's whole map on every
-        // visit (TtlMapState.getUnexpiredOrNull), which took a quarter of the router thread in a
-        // profile even at one visit per access; a local run is shorter than the TTL anyway.
-        d.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(ttlMs))
-                .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
-                .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-                .disableCleanupInBackground()
-                .cleanupInRocksdbCompactFilter(1000)
-                .build());
+        d.enableTimeToLive(ttl(ttlMs));
         seen = getRuntimeContext().getMapState(d);
         MetricGroup g = getRuntimeContext().getMetricGroup().addGroup("kinesisanalytics");
         home = g.counter("homeflow_records_home");
         dropped = g.counter("homeflow_dedup_dropped");
+    }
+
+    /**
+     * The dedup state's TTL (the Java-only benchmark pipeline uses it too, so that the two differ in
+     * what they do, not in how their state is configured). RocksDB (Managed Flink) drops expired ids
+     * in compaction. The heap backend (local runs) drops one when it is read: its incremental cleanup
+     * copies a key's whole map on every visit (TtlMapState.getUnexpiredOrNull), which took a quarter
+     * of the router thread in a profile even at one visit per access; a local run is shorter than
+     * the TTL anyway.
+     */
+    public static StateTtlConfig ttl(long ttlMs) {
+        return StateTtlConfig.newBuilder(Duration.ofMillis(ttlMs))
+                .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                .disableCleanupInBackground()
+                .cleanupInRocksdbCompactFilter(1000)
+                .build();
     }
 
     private Row routed(Row r) {
