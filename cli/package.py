@@ -38,6 +38,8 @@ RUNTIME_REQUIREMENTS = (
     # constraints only promise >=4.12 and >=2.4.2, so the pinned ones ship (pure Python)
     "typing-extensions", "pyparsing",
 )
+# (orjson, which the router reads records and writes batches with, is apache-beam's requirement:
+# the runtime has it, compiled.)
 RUN_OPTIONS = {"python": "main.py", "jarfile": "lib/homeflow-connectors.jar", "pyFiles": "site_packages/"}
 
 MAIN = '''"""Managed Flink entry point: properties from /etc/flink/application_properties.json."""

@@ -319,7 +319,8 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
             if view != k.view:
                 core[key] = ks.encode()
                 k.view = view
-            if ks.order != k.marks:
+            if len(ks.order) != len(k.marks) or any(k.marks.get(lane) is not m for lane, m in ks.order.items()):
+                # by identity: lanes.advance returns the mark itself when it does not change
                 marks[key] = lanes.pack_marks(ks.order)
                 k.marks = dict(ks.order)
             before = len(k.held)

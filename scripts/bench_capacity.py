@@ -83,9 +83,11 @@ def make_events(n: int, keys: int, skew: str, seed: int) -> list[tuple[str, byte
     return out
 
 
-def group_cpu_s(pgid: int) -> float:
-    """User + system CPU seconds of every live process in the process group."""
-    total = 0
+def group_cpu_s(pgid: int) -> tuple[float, float]:
+    """User + system CPU seconds of every live process in the process group, and of those the
+    JVMs' JIT compiler threads (live ones: a compiler thread the JVM retired takes its share
+    with it, so the JIT figure is a lower bound)."""
+    total = jit = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -95,7 +97,25 @@ def group_cpu_s(pgid: int) -> float:
             continue
         if int(fields[2]) == pgid:  # field 5 (pgrp), counted after the command name
             total += int(fields[11]) + int(fields[12])
-    return total / CLK
+            jit += _jit_ticks(pid)
+    return total / CLK, jit / CLK
+
+
+def _jit_ticks(pid: str) -> int:
+    ticks = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            comm, rest = Path(f"/proc/{pid}/task/{tid}/stat").read_text().split("(", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if comm.startswith(("C1 CompilerThre", "C2 CompilerThre")):
+            f = rest.split()
+            ticks += int(f[11]) + int(f[12])
+    return ticks
 
 
 def bare_read(settings, region: str) -> tuple[int, float]:
@@ -123,10 +143,12 @@ def snapshots(settings, region: str) -> list[tuple[int, int]]:
                   for s in t.metadata.snapshots if s.summary)
 
 
-def drain(name: str, proc: JobProcess, settings, region: str, n: int, timeout: float) -> dict:
-    """Wait until the table holds n rows; the job's CPU from its first commit to the last."""
+def drain(name: str, proc: JobProcess, settings, region: str, n: int, timeout: float, warm: int = 0) -> dict:
+    """Wait until the table holds n rows; the job's CPU from its first commit to the last. With
+    `warm`, the figures are of the rows after the first `warm` (the JVM compiled the hot code on
+    those), and the whole drain's are kept under "cold"."""
     t_start = time.time() * 1000
-    cpu_first = cpu_last = None
+    samples: list[tuple[int, float, float]] = []  # (rows committed, CPU s, JIT CPU s) per poll
     deadline = time.monotonic() + timeout
     last_total = -1
     while True:
@@ -134,34 +156,43 @@ def drain(name: str, proc: JobProcess, settings, region: str, n: int, timeout: f
             raise SystemExit(f"{name} exited early:\n{proc.tail(40)}")
         snaps = snapshots(settings, region)
         total = snaps[-1][1] if snaps else 0
-        if total > 0 and cpu_first is None:
-            cpu_first = group_cpu_s(proc.proc.pid)
+        if total > 0:
+            samples.append((total, *group_cpu_s(proc.proc.pid)))
         if total != last_total:
             print(f"  {name}: {total:,}/{n:,} committed", flush=True)
             last_total = total
         if total >= n:
-            cpu_last = group_cpu_s(proc.proc.pid)
             break
         if time.monotonic() > deadline:
             raise SystemExit(f"{name}: {total} of {n} committed after {timeout:.0f}s\n{proc.tail(40)}")
         time.sleep(0.5)
     proc.stop()
-    first = next(s for s in snaps if s[1] > 0)
-    last = next(s for s in snaps if s[1] >= n)
     table = lake.read_rows(settings, region, ("event_id", "held_ms")).to_pydict()
     mine = [r for r in table["event_id"] if r.startswith("cap-")]
     held = sorted(h for e, h in zip(table["event_id"], table["held_ms"]) if e.startswith("cap-") and h is not None)
     if len(mine) != n or len(set(mine)) != n:
         raise SystemExit(f"{name}: {len(set(mine))} distinct of {n} events, {len(mine) - len(set(mine))} duplicated")
+    pct = (lambda q: held[min(len(held) - 1, int(q * len(held)))] if held else None)
+    out = {"held_ms_p50": pct(0.5), "held_ms_p99": pct(0.99), **_window(snaps, samples, 1, n, t_start)}
+    if warm:
+        out = {**out, **_window(snaps, samples, warm, n, t_start), "cold": out}
+    return out
+
+
+def _window(snaps, samples, lo: int, hi: int, t_start: float) -> dict:
+    """Rate and CPU per 1k events between the first commit holding row `lo` and the one holding `hi`."""
+    first = next(s for s in snaps if s[1] >= lo)
+    last = next(s for s in snaps if s[1] >= hi)
+    c0 = next(c for c in samples if c[0] >= lo)
+    c1 = next(c for c in samples if c[0] >= hi)
     span = max(last[0] - first[0], 1) / 1000
     # The first 10 s after the first commit apart: a job that holds records at start (no routing
     # table yet) drains slower there than later.
     early = max((s for s in snaps if s[0] <= first[0] + 10_000), default=first)
-    pct = (lambda q: held[min(len(held) - 1, int(q * len(held)))] if held else None)
-    return {"held_ms_p50": pct(0.5), "held_ms_p99": pct(0.99),
-            "rate": (n - first[1]) / span, "rate_first_10s": (early[1] - first[1]) / 10,
+    per_1k = max((hi - c0[0]) / 1000, 1e-9)
+    return {"rate": (last[1] - first[1]) / span, "rate_first_10s": (early[1] - first[1]) / 10,
             "start_to_first_s": (first[0] - t_start) / 1000, "start_to_all_s": (last[0] - t_start) / 1000,
-            "cpu_per_1k": (cpu_last - cpu_first) / max((n - first[1]) / 1000, 1e-9)}
+            "cpu_per_1k": (c1[1] - c0[1]) / per_1k, "jit_cpu_per_1k": (c1[2] - c0[2]) / per_1k}
 
 
 def java_classpath() -> str:
@@ -234,6 +265,7 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
     print(f"\n== {skew} keys, parallelism {parallelism}: pre-filling {a.events:,} events ...", flush=True)
     recs = make_events(a.events, a.keys, skew, seed)
     top = max(Counter(k for k, _ in recs).values()) / len(recs)
+    fill = recs + make_events(a.events, a.keys, skew, seed + 5000) if a.warm else recs
     root = tmp / f"{skew}-p{parallelism}-{seed}"
     # No replicators and no read publisher: per-tick work that the Java pipeline does not do and
     # that would take CPU from both pipelines on a 2-core machine.
@@ -242,17 +274,18 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
     out = {"skew": skew, "parallelism": parallelism, "top_key_share": top}
     try:
         t0 = time.monotonic()
-        put(s, HOME, recs)
-        out["emulator_put_rate"] = len(recs) / (time.monotonic() - t0)
-        put(s, JAVA_REGION, recs)
+        put(s, HOME, fill)
+        out["emulator_put_rate"] = len(fill) / (time.monotonic() - t0)
+        put(s, JAVA_REGION, fill)
         n, secs = bare_read(s, HOME)
-        assert n == len(recs), f"bare reader saw {n} of {len(recs)}"
+        assert n == len(fill), f"bare reader saw {n} of {len(fill)}"
         out["bare"] = {"rate": n / secs}
         print(f"  emulator: put {out['emulator_put_rate']:,.0f}/s, bare read {n / secs:,.0f}/s", flush=True)
         job = start_job(HOME, sb.properties, root / "logs", extra_args=["--parallelism", str(parallelism)])
-        out["homeflow"] = drain("homeflow", job, s, HOME, len(recs), a.timeout)
+        warm = len(recs) if a.warm else 0
+        out["homeflow"] = drain("homeflow", job, s, HOME, len(fill), a.timeout, warm)
         java = start_java(s, JAVA_REGION, parallelism, root / "logs")
-        out["java"] = drain("java-only", java, s, JAVA_REGION, len(recs), a.timeout)
+        out["java"] = drain("java-only", java, s, JAVA_REGION, len(fill), a.timeout, warm)
         if a.profile and parallelism == 1:
             sample = recs[: min(len(recs), 50_000)]
             out["router_us"], out["profile"] = profile_router(s, sample, sb.table)
@@ -297,6 +330,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900, help="seconds one pipeline may take to drain")
     ap.add_argument("--port", type=int, default=4597)
     ap.add_argument("--no-profile", dest="profile", action="store_false")
+    ap.add_argument("--warm", action="store_true",
+                    help="pre-fill twice the events and measure homeflow and Java-only over the second half, "
+                         "after the JVM compiled the hot code on the first (the first half's figures are "
+                         "printed too)")
     ap.add_argument("--floor", default="",
                     help=f"also drain with the router replaced by less (comma list of {', '.join(FLOOR_LEVELS)}: "
                          "scripts/capacity_floor_job.py), to show what PyFlink itself costs")
@@ -329,7 +366,14 @@ def main() -> int:
     for r in results:
         line = f"  {r['skew']:8} p{r['parallelism']} homeflow {r['homeflow']['rate']:8,.0f}/s ({r['homeflow']['cpu_per_1k']:.2f} " \
                f"CPU s/1k)  java {r['java']['rate']:8,.0f}/s ({r['java']['cpu_per_1k']:.2f})  ratio " \
-               f"{r['homeflow']['rate'] / r['java']['rate']:.2f}  CPU ratio {r['homeflow']['cpu_per_1k'] / r['java']['cpu_per_1k']:.2f}"
+               f"{r['homeflow']['rate'] / r['java']['rate']:.2f}  CPU ratio {r['homeflow']['cpu_per_1k'] / r['java']['cpu_per_1k']:.2f}" \
+               f"  JIT CPU s/1k {r['homeflow']['jit_cpu_per_1k']:.3f} / {r['java']['jit_cpu_per_1k']:.3f}"
+        if "cold" in r["homeflow"]:
+            hc, jc = r["homeflow"]["cold"], r["java"]["cold"]
+            line += f"\n  {'':8}    cold (first half): homeflow {hc['rate']:,.0f}/s ({hc['cpu_per_1k']:.3f}, JIT " \
+                    f"{hc['jit_cpu_per_1k']:.3f})  java {jc['rate']:,.0f}/s ({jc['cpu_per_1k']:.3f}, JIT " \
+                    f"{jc['jit_cpu_per_1k']:.3f})  ratio {hc['rate'] / jc['rate']:.2f}  CPU ratio " \
+                    f"{hc['cpu_per_1k'] / jc['cpu_per_1k']:.2f}"
         for level in a.floor:
             line += f"  floor {level} {r[f'floor-{level}']['rate']:,.0f}/s"
         if "baseline" in r:
@@ -337,7 +381,8 @@ def main() -> int:
                     f"ratio {r['baseline']['rate'] / r['java']['rate']:.2f}"
         print(line)
     print(f"\n{a.events:,} events, {a.keys} keys, {os.cpu_count()} cores; checkpoints 1 s; rates are medians of "
-          f"{a.repeat} run(s), the ratio the median of the rounds' ratios\n")
+          f"{a.repeat} run(s), the ratio the median of the rounds' ratios"
+          + ("; measured over the second half of twice as many events (warm JVMs)" if a.warm else "") + "\n")
     print(f"{'keys':8} {'p':>2} {'top key':>7} {'bare read/s':>11} {'homeflow/s':>10} {'java/s':>9} {'ratio':>6} "
           f"{'hf CPU s/1k':>11} {'java CPU s/1k':>13} {'hf start s':>10} {'java start s':>12} "
           f"{'hf first 10 s/s':>15} {'java first 10 s/s':>17}")
@@ -354,6 +399,11 @@ def main() -> int:
                   f"{med(lambda r: r['java']['cpu_per_1k']):13.2f} {med(lambda r: r['homeflow']['start_to_first_s']):10.1f} "
                   f"{med(lambda r: r['java']['start_to_first_s']):12.1f} "
                   f"{med(lambda r: r['homeflow']['rate_first_10s']):15,.0f} {med(lambda r: r['java']['rate_first_10s']):17,.0f}")
+            print(f"{'':8} {'':>2} CPU ratio {med(lambda r: r['homeflow']['cpu_per_1k'] / r['java']['cpu_per_1k']):.2f}; "
+                  f"JIT compiler threads {med(lambda r: r['homeflow']['jit_cpu_per_1k']):.3f} / "
+                  f"{med(lambda r: r['java']['jit_cpu_per_1k']):.3f} CPU s/1k; without them "
+                  f"{med(lambda r: r['homeflow']['cpu_per_1k'] - r['homeflow']['jit_cpu_per_1k']):.3f} / "
+                  f"{med(lambda r: r['java']['cpu_per_1k'] - r['java']['jit_cpu_per_1k']):.3f}")
             for level in a.floor:
                 fl = med(lambda r: r[f"floor-{level}"]["rate"])
                 print(f"{'':8} {'':>2} {'':>7} {'floor ' + level:>11} {fl:10,.0f} {jv:9,.0f} {fl / jv:6.2f} "

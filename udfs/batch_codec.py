@@ -8,13 +8,15 @@ original bytes.
 
 Out: the router's decisions for the call, in order, as one JSON array that
 `dev.homeflow.flink.RouterBatchUnpacker` reads (its Javadoc lists the entry forms). JSON because
-Python's encoder writes a whole batch in one C call, payloads and envelopes included as values.
+one C call (orjson's) writes a whole batch, payloads and envelopes included as values.
 """
 from __future__ import annotations
 
 import json
 import struct
 from typing import Iterator, NamedTuple
+
+import orjson
 
 from udfs.dead_letter import dead_letter
 from udfs.handoff import Dead, Forward, Home, Out, Remember
@@ -75,8 +77,12 @@ def entry(key: str, o: Out, region: str, now: int) -> list:
 
 
 def encode(entries: list[list]) -> bytes:
-    # ASCII with \u escapes: a payload may hold a lone surrogate, which is no UTF-8 at all.
-    return json.dumps(entries, separators=(",", ":")).encode("ascii")
+    try:
+        return orjson.dumps(entries)  # UTF-8; RouterBatchUnpacker writes non-ASCII escaped again
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits or a lone surrogate in a payload (udfs/envelope.py reads both as
+        # json.loads does): ASCII with \u escapes, which Jackson reads the same.
+        return json.dumps(entries, separators=(",", ":")).encode("ascii")
 
 
 _HELD = struct.Struct(">iiiiqq")

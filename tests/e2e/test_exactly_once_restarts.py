@@ -42,6 +42,14 @@ BAD_KINDS = (  # (reason, raw for the i-th bad record): each raw is unique, so t
     ("missing-key", lambda i: b'{"event_id": "bad-%d", "ts": 1, "origin": "us-east-1"}' % i),
     ("wrong-type", lambda i: b'{"event_id": "bad-%d", "key": "k", "ts": "soon", "origin": "us-east-1"}' % i),
     ("unknown-region", lambda i: b'{"event_id": "bad-%d", "key": "k", "ts": 1, "origin": "mars-1"}' % i),
+    # JSON to Python's json.loads but not to the Java side (a job that failed on them failed again
+    # on every restart), and nesting beyond Python's parser:
+    ("malformed-json", lambda i: b'{"event_id": "bad-%d", "key": "k", "ts": 1, "origin": "us-east-1", '
+                                 b'"payload": {"x": NaN}}' % i),
+    ("wrong-type", lambda i: b'{"event_id": "bad-%d", "key": "k", "ts": 18446744073709551615, '
+                             b'"origin": "us-east-1"}' % i),
+    ("malformed-json", lambda i: b'{"event_id": "bad-%d", "key": "k", "payload": ' % i + b"[" * 3000 + b"]" * 3000
+                                 + b"}"),
 )
 KILLS = 3
 SAVEPOINT_AFTER_KILL = 2  # the 3rd interruption is a stop-with-savepoint, not a kill

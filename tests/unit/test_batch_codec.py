@@ -73,6 +73,29 @@ def test_what_the_router_decides_is_what_java_unpacks(jvm):
     assert field[4][c + 1] == "S" and json.loads(field[4][c + 4]) == ["a", "b"]
 
 
+@pytest.mark.parametrize("payload", [
+    {"name": "Zoë 😀", "f": [0.1, 1e16, -0.0, 1e300, 2.5e-8], "i": [0, -1, 2**63 - 1, -2**63], "n": None,
+     "nested": {"a": [{"b": True}]}},
+    "ключ \u2028 \x00 tab\t",
+    {"big": 2**70, "odd": "\ud800"},  # what orjson cannot write: the batch is written by json.dumps
+])
+def test_the_lake_and_forward_text_is_what_it_was_before_orjson(jvm, payload):
+    """The batch is written by orjson (UTF-8) where it can, else by json.dumps (ASCII escapes, the
+    earlier encoder): Java writes the same payload and envelope text from both."""
+    env = parse(json.dumps({"event_id": "e1", "key": "k", "ts": 5, "origin": REGION, "payload": payload}).encode(),
+                KNOWN)
+    assert isinstance(env, Envelope)
+    entries = [batch_codec.entry("k", Home(env, 4, 100, 7, None, "ingest/s/1"), REGION, 1),
+               batch_codec.entry("k", Forward("eu-west-1", env.forwarded(3, via=REGION)), REGION, 1)]
+    unpack = jvm.dev.homeflow.flink.RouterBatchUnpacker(15, REGION).unpack
+
+    def rows(blob):
+        return [[str(r.getField(i)) for i in range(r.getArity())] for r in unpack(blob)]
+    before = json.dumps(entries, separators=(",", ":")).encode("ascii")
+    assert rows(batch_codec.encode(entries)) == rows(before)
+    assert json.loads(rows(before)[0][3 + 8]) == json.loads(json.dumps(payload))
+
+
 @pytest.mark.parametrize("max_parallelism", [128, 256, 32768])
 def test_each_key_groups_representative_key_lands_in_that_group(jvm, max_parallelism):
     kg = jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment

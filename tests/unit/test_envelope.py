@@ -75,3 +75,49 @@ def test_an_older_jobs_oseq_and_per_origin_order_are_read_but_not_used():
     env = parse(good(hops=1, oseq="4963", order={"us-east-1": "4963", "eu-west-1": "shardId-0/9/12"}), REGIONS)
     assert isinstance(env, Envelope) and env.entry is None
     assert env.order == {"eu-west-1": "shardId-0/9/12"}
+
+
+@pytest.mark.parametrize("raw, why", [
+    (good(payload=None).replace(b'"payload": null', b'"payload": NaN'), "NaN is not a JSON number"),
+    (good(payload=None).replace(b'"payload": null', b'"payload": [1, -Infinity]'), "-Infinity is not a JSON number"),
+    (good(payload=None).replace(b'"payload": null', b'"payload": {"x": 1.5e400}'), "out of a double's range"),
+    (good(payload=None).replace(b'"payload": null', b'"payload": ' + b"[" * 5000 + b"]" * 5000), "nested too deeply"),
+    (b"[" * 100_000, "nested too deeply"),
+])
+def test_what_is_not_json_for_every_reader_is_malformed_not_a_crash(raw, why):
+    """NaN, Infinity and numbers beyond a double are accepted by Python's json.loads but refused by
+    the Java side that writes rows and forwards (a job that failed on them would fail again on
+    restart: a poison record); nesting beyond Python's parser raised RecursionError."""
+    r = parse(raw, REGIONS)
+    assert isinstance(r, Rejection) and r.reason == "malformed-json", r
+    assert why in r.detail
+
+
+@pytest.mark.parametrize("field, value", [("ts", 2**63), ("hops", 2**31), ("epoch", 2**40), ("entered", 2**64),
+                                          ("ts", 10**30)])
+def test_numbers_the_java_side_cannot_hold_are_rejected(field, value):
+    assert parse(good(**{field: value}), REGIONS).reason == "wrong-type"
+
+
+@pytest.mark.parametrize("payload", [
+    {"big": 123456789012345678901234567890, "neg": -9223372036854775809, "max": 18446744073709551615},
+    [1.5, -0.0, 1e300, 9.2e18, {"deep": [10**20]}],
+    "lone \ud800 surrogate",
+    {"ü": "ßñ😀", "n": None, "b": True},
+])
+def test_a_payload_reads_exactly_as_json_reads_it(payload):
+    """orjson reads what it can (faster), json.loads the rest: integers beyond 64 bits stay exact
+    and a lone surrogate escape stays readable, as before."""
+    raw = good(payload=payload)
+    env = parse(raw, REGIONS)
+    assert isinstance(env, Envelope), env
+    assert json.dumps(env.payload) == json.dumps(json.loads(raw)["payload"])
+    assert all(type(a) is type(b) for a, b in zip(_leaves(env.payload), _leaves(json.loads(raw)["payload"])))
+
+
+def _leaves(v):
+    if isinstance(v, dict):
+        return [x for k in v for x in _leaves(v[k])]
+    if isinstance(v, list):
+        return [x for i in v for x in _leaves(i)]
+    return [v]
