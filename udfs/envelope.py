@@ -40,8 +40,8 @@ MAX_SEEN_IDS = 5000
 REQUIRED_STR = ("event_id", "key")
 # Kinesis partition keys (the business key, when forwarding) are at most 256 Unicode characters.
 MAX_KEY_CHARS = 256
-# The Java side reads `ts` and `entered` as a long and `hops` and `epoch` as an int: larger values
-# are rejected here rather than failing (or wrapping) there.
+# The Java side reads `ts`, `epoch` and `entered` as a long and `hops` as an int: larger values are
+# rejected here rather than failing (or wrapping) there.
 MAX_LONG, MAX_INT = 2**63 - 1, 2**31 - 1
 # orjson reads an integer beyond 64 bits as a float (json.loads keeps it exact): a payload holding
 # a float this large is read again by json.loads.
@@ -240,8 +240,8 @@ def parse(
     epoch = obj.get("epoch", 0)
     if type(hops) is not int or not 0 <= hops <= MAX_INT:
         return Rejection("wrong-type", "field 'hops' must be a non-negative 32-bit integer")
-    if type(epoch) is not int or not 0 <= epoch <= MAX_INT:
-        return Rejection("wrong-type", "field 'epoch' must be a non-negative 32-bit integer")
+    if type(epoch) is not int or not 0 <= epoch <= MAX_LONG:
+        return Rejection("wrong-type", "field 'epoch' must be a non-negative 64-bit integer")
     payload = obj.get("payload")
     if type(payload) is float or (type(payload) is dict and not _PLAIN.issuperset(map(type, payload.values()))) \
             or type(payload) is list:

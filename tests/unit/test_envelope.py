@@ -93,10 +93,12 @@ def test_what_is_not_json_for_every_reader_is_malformed_not_a_crash(raw, why):
     assert why in r.detail
 
 
-@pytest.mark.parametrize("field, value", [("ts", 2**63), ("hops", 2**31), ("epoch", 2**40), ("entered", 2**64),
+@pytest.mark.parametrize("field, value", [("ts", 2**63), ("hops", 2**31), ("epoch", 2**63), ("entered", 2**64),
                                           ("ts", 10**30)])
 def test_numbers_the_java_side_cannot_hold_are_rejected(field, value):
     assert parse(good(**{field: value}), REGIONS).reason == "wrong-type"
+    largest = {"hops": 2**31 - 1}.get(field, 2**63 - 1)
+    assert isinstance(parse(good(**{field: largest}), REGIONS), Envelope), "the largest value Java holds is accepted"
 
 
 @pytest.mark.parametrize("payload", [
