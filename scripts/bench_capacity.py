@@ -13,13 +13,15 @@ the ingest stream is pre-filled with N events while no job runs, then
 
 Drain rate = events committed after the first commit / (last commit - first commit), from the
 snapshots' own timestamps, so JVM and Python start-up are reported apart ("start -> first
-commit"). CPU s per 1k events = the job's process-group CPU time over the same window. Every run
+commit"). CPU s per 1k events = the job's process-group CPU time over the same window, and of it
+the JVMs' JIT compiler threads. `--warm` measures over the second half of twice the events, after
+the JVMs compiled their hot code (the first half's figures printed too). Every run
 is checked: exactly N distinct event_ids committed, none twice. Then a profile of the Python
 router logic alone (udfs.handoff.KeyRouter over the same records, cProfile) says how much of
 homeflow's per-event cost is the Python operator.
 
     .venv/bin/python scripts/bench_capacity.py [--events 200000] [--keys 1000] \
-        [--skews uniform,zipf] [--parallelism 1,2] [--repeat 1]
+        [--skews uniform,zipf] [--parallelism 1,2] [--repeat 1] [--warm]
 
 Run after scripts/bootstrap.sh; uses its own sandbox port (4597) and stops everything it starts.
 """
