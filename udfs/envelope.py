@@ -247,6 +247,8 @@ def parse(
             or type(payload) is list:
         if not _exact(payload):
             obj = _loads_exactly(raw)
+            if isinstance(obj, Rejection):  # deeper than json.loads goes, though not than orjson
+                return obj
             payload = obj.get("payload")
     if ROUTING_FIELDS.isdisjoint(obj):
         return Envelope(obj["event_id"], key, ts, origin, hops, epoch, payload)

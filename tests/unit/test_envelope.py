@@ -83,6 +83,9 @@ def test_an_older_jobs_oseq_and_per_origin_order_are_read_but_not_used():
     (good(payload=None).replace(b'"payload": null', b'"payload": {"x": 1.5e400}'), "out of a double's range"),
     (good(payload=None).replace(b'"payload": null', b'"payload": ' + b"[" * 5000 + b"]" * 5000), "nested too deeply"),
     (b"[" * 100_000, "nested too deeply"),
+    # within orjson's depth (1,024) but not json.loads', with a float json.loads must read again
+    (good(payload=None).replace(b'"payload": null', b'"payload": ' + b"[" * 1020 + b"1e300" + b"]" * 1020),
+     "nested too deeply"),
 ])
 def test_what_is_not_json_for_every_reader_is_malformed_not_a_crash(raw, why):
     """NaN, Infinity and numbers beyond a double are accepted by Python's json.loads but refused by
