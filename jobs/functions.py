@@ -48,6 +48,23 @@ class _Counters:
         c.inc(n)
 
 
+class Level:
+    """A value Flink's metrics threads may read at any time, kept in a Java counter and set from
+    the task thread. Not a Python gauge: PyFlink calls one from the metrics thread through the
+    operator's interpreter, which that thread does not own; while the task thread was in Python
+    (a router opening, seeding its dedup) that crashed the JVM (SIGSEGV in PyObject_GetItem,
+    the CI run of 2026-12-05)."""
+
+    def __init__(self, group, name: str):
+        self._counter = group.counter(name)
+        self._value = 0
+
+    def set(self, value: int) -> None:
+        if value != self._value:
+            self._counter.inc(value - self._value)
+            self._value = value
+
+
 class RoutingFeedFunction(ProcessFunction):
     """Polls the routing table in DynamoDB on every tick (parallelism 1) and emits the current valid
     version on every tick (the routers compare; the tick also paces their acknowledgements).
@@ -67,8 +84,7 @@ class RoutingFeedFunction(ProcessFunction):
         self.current_text: str | None = None
         self.last_rejected: str | None = None
         self.metrics = _Counters(ctx, "homeflow_routing_")
-        self._epoch = 0
-        ctx.get_metrics_group().add_group(METRIC_GROUP).gauge("homeflow_routing_epoch", lambda: self._epoch)
+        self._epoch = Level(ctx.get_metrics_group().add_group(METRIC_GROUP), "homeflow_routing_epoch")
 
     def process_element(self, value: int, ctx: ProcessFunction.Context):
         try:
@@ -95,7 +111,7 @@ class RoutingFeedFunction(ProcessFunction):
                 if table.epoch != (self.current.epoch if self.current else None):
                     log.info("routing table epoch %d loaded", table.epoch)
                 self.current, self.current_text = table, table.to_json()
-                self._epoch = table.epoch
+                self._epoch.set(table.epoch)
         if self.current_text is not None:
             yield self.current_text
 
@@ -137,9 +153,8 @@ class ReadPublisherFunction(ProcessFunction):
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="read-publisher", daemon=True)
         self._thread.start()
-        group = ctx.get_metrics_group().add_group(METRIC_GROUP)
-        # Age of the oldest home's pointer: how far this region's readers trail, per tick.
-        group.gauge("homeflow_read_pointer_age_ms", self._oldest_age)
+        # Age of the oldest home's pointer: how far this region's readers trail, set on every tick.
+        self._age = Level(ctx.get_metrics_group().add_group(METRIC_GROUP), "homeflow_read_pointer_age_ms")
 
     def close(self) -> None:
         self._stop.set()
@@ -154,6 +169,7 @@ class ReadPublisherFunction(ProcessFunction):
 
     def process_element(self, value: int, ctx: ProcessFunction.Context):
         self._wake.set()  # a tick while the thread is busy folds into its next round
+        self._age.set(self._oldest_age())
         with self._lock:
             counts, self._counts = self._counts, {}
         for name, n in counts.items():

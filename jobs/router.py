@@ -26,7 +26,7 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
-from jobs.functions import HISTORY_KEY, METRIC_GROUP, ROUTING_STATE, TRACE_KEY, _Counters, state_ttl
+from jobs.functions import HISTORY_KEY, METRIC_GROUP, ROUTING_STATE, TRACE_KEY, Level, _Counters, state_ttl
 from udfs import batch_codec, lanes
 from udfs.handoff import Dead, Held, Home, KeyRouter, KeyState
 from udfs.router_policy import RouterPolicy
@@ -99,10 +99,11 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         self._timers: dict[Any, int] = {}
         self._calls = self._routed = 0  # batches and records since the last log line (how full batches are)
         self._calls_logged = time.monotonic()
-        group.gauge("homeflow_router_epoch", lambda: self._tables.current.epoch if self._tables and self._tables.current else 0)
-        group.gauge("homeflow_records_held", lambda: self._held_now)
-        group.gauge("homeflow_keys_held", lambda: len(self._busy))
-        group.gauge("homeflow_handoff_last_pause_ms", lambda: self._last_pause)
+        # Levels, not Python gauges (jobs/functions.py Level says why): set on the task thread.
+        self._levels = {"router_epoch": Level(group, "homeflow_router_epoch"),
+                        "records_held": Level(group, "homeflow_records_held"),
+                        "keys_held": Level(group, "homeflow_keys_held"),
+                        "handoff_last_pause_ms": Level(group, "homeflow_handoff_last_pause_ms")}
         self.subtask = ctx.get_index_of_this_subtask()
         self.parallelism = ctx.get_number_of_parallel_subtasks()
         self._acked: tuple | None = None
@@ -160,6 +161,14 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         self._last_pause = ms
         self._count("handoff_pause_ms_total", ms)
 
+    def _set_levels(self) -> None:
+        t = self._tables
+        lv = self._levels
+        lv["router_epoch"].set(t.current.epoch if t is not None and t.current is not None else 0)
+        lv["records_held"].set(self._held_now)
+        lv["keys_held"].set(len(self._busy))
+        lv["handoff_last_pause_ms"].set(self._last_pause)
+
     def _late_metric(self, key: str) -> None:
         c = self._late_groups.get(key)
         if c is None:
@@ -195,6 +204,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
                 tables.adopt(table)
                 ctx.get_broadcast_state(ROUTING_STATE).put(HISTORY_KEY, tables.to_json())
         self._ack(force=cur is None or tables.current.epoch != cur.epoch)
+        self._set_levels()
 
     def _ack(self, force: bool = False) -> None:
         """Tell the control plane (routing table item ack#<region>#<subtask>) which epoch this
@@ -308,6 +318,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
                 ctx.timer_service().register_processing_time_timer(nxt)
                 self._timers[group] = nxt
         self._flush_counts(now)
+        self._set_levels()
         if entries:
             yield batch_codec.encode(entries)
 

@@ -116,7 +116,7 @@ def _literal(node) -> str | None:
 
 
 def python_metric_names(source: str, default_prefix: str = "") -> set[str]:
-    """Names registered through `_Counters(ctx, prefix)`, `.gauge/.counter(name)` and the router
+    """Names registered through `_Counters(ctx, prefix)`, `.gauge/.counter(name)`, `Level(group, name)` and the router
     core's `count(name)` (whose counts the router registers under `homeflow_`)."""
     names = set()
     tree = ast.parse(source)
@@ -128,6 +128,10 @@ def python_metric_names(source: str, default_prefix: str = "") -> set[str]:
                     and len(n.args) == 2 and _literal(n.args[1])):
                 prefix = _literal(n.args[1])
         for n in ast.walk(scope):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Level" \
+                    and len(n.args) == 2 and _literal(n.args[1]):
+                names.add(_literal(n.args[1]))  # jobs/functions.py Level(group, name): a gauge's value
+                continue
             if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in COUNT_CALLS
                     and n.args):
                 continue
