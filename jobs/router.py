@@ -95,7 +95,6 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         self._busy: set[str] = set()
         self._held_now = 0
         self._held_loaded = False
-        self._last_pause = 0
         self._timers: dict[Any, int] = {}
         self._calls = self._routed = 0  # batches and records since the last log line (how full batches are)
         self._calls_logged = time.monotonic()
@@ -158,7 +157,7 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         self._counts.clear()
 
     def _pause(self, ms: int) -> None:
-        self._last_pause = ms
+        self._levels["handoff_last_pause_ms"].set(ms)
         self._count("handoff_pause_ms_total", ms)
 
     def _set_levels(self) -> None:
@@ -167,7 +166,6 @@ class BatchRouterFunction(KeyedBroadcastProcessFunction):
         lv["router_epoch"].set(t.current.epoch if t is not None and t.current is not None else 0)
         lv["records_held"].set(self._held_now)
         lv["keys_held"].set(len(self._busy))
-        lv["handoff_last_pause_ms"].set(self._last_pause)
 
     def _late_metric(self, key: str) -> None:
         c = self._late_groups.get(key)

@@ -243,13 +243,11 @@ def parse(
     if type(epoch) is not int or not 0 <= epoch <= MAX_LONG:
         return Rejection("wrong-type", "field 'epoch' must be a non-negative 64-bit integer")
     payload = obj.get("payload")
-    if type(payload) is float or (type(payload) is dict and not _PLAIN.issuperset(map(type, payload.values()))) \
-            or type(payload) is list:
-        if not _exact(payload):
-            obj = _loads_exactly(raw)
-            if isinstance(obj, Rejection):  # deeper than json.loads goes, though not than orjson
-                return obj
-            payload = obj.get("payload")
+    if not _exact(payload):
+        obj = _loads_exactly(raw)
+        if isinstance(obj, Rejection):  # deeper than json.loads goes, though not than orjson
+            return obj
+        payload = obj.get("payload")
     if ROUTING_FIELDS.isdisjoint(obj):
         return Envelope(obj["event_id"], key, ts, origin, hops, epoch, payload)
     routing = _routing_fields(obj, known_regions)
@@ -289,6 +287,11 @@ def _loads_exactly(raw: bytes) -> Any:
 def _exact(payload: Any) -> bool:
     """Whether orjson read the payload as json.loads would: no float as large as an integer it
     could only have read beyond 64 bits. An explicit stack: orjson nests up to 1024 deep."""
+    t = type(payload)
+    if t is dict and _PLAIN.issuperset(map(type, payload.values())):
+        return True  # the usual payload: one object of plain values
+    if t is not dict and t is not list and t is not float:
+        return True
     stack = [payload]
     while stack:
         v = stack.pop()
