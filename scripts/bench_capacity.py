@@ -52,7 +52,7 @@ from sandbox.local_cluster import Sandbox  # noqa: E402
 from sandbox.paths import JAR as DEFAULT_JAR  # noqa: E402
 from udfs.envelope import Envelope  # noqa: E402
 
-FLOOR_LEVELS = ("emit", "dedup", "state3")  # scripts/capacity_floor_job.py LEVELS
+FLOOR_LEVELS = ("emit", "dedup", "state3", "batched")  # scripts/capacity_floor_job.py LEVELS
 HOME, JAVA_REGION = "us-east-1", "eu-west-1"  # homeflow reads HOME; the Java pipeline JAVA_REGION
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -303,6 +303,10 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
         out[f"batch-{n}/{ms}"] = variant_round(a, f"homeflow, batches of {n} records or {ms} ms", recs, parallelism,
                                                port, root / f"batch-{n}-{ms}",
                                                overrides={"batch.max.records": str(n), "batch.max.ms": str(ms)})
+    for kv in a.setting:
+        name = ";".join(f"{k}={v}" for k, v in kv.items())
+        out[f"setting-{name}"] = variant_round(a, f"homeflow with {name}", recs, parallelism, port,
+                                               root / f"setting-{len(out)}", overrides=kv)
     return out
 
 
@@ -343,6 +347,9 @@ def main() -> int:
                     help="also drain homeflow with these batch bounds (comma list of batch.max.records, each "
                          "optionally /batch.max.ms, e.g. 1,32,256,2048 or 256/50,2048/500; ms defaults to 50): "
                          "events/s, CPU and the rows' held_ms (arrival at the router to routed)")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE[;KEY=VALUE]",
+                    help="also drain homeflow with these homeflow.job settings (repeatable: one drain each, e.g. "
+                         "--setting max.parallelism=16)")
     ap.add_argument("--baseline-checkout", type=Path,
                     help="also drain with the job of another checkout (e.g. a git worktree of the previous "
                          "release, its jar built): before/after in the same rounds")
@@ -352,6 +359,10 @@ def main() -> int:
         a.batch = [(int(n), int(ms or 50)) for n, _, ms in (x.partition("/") for x in a.batch.split(",") if x)]
     except ValueError:
         ap.error(f"--batch: expected records[/ms],... (e.g. 256/50,2048/500), got {a.batch!r}")
+    try:
+        a.setting = [dict(kv.split("=", 1) for kv in x.split(";")) for x in a.setting]
+    except ValueError:
+        ap.error(f"--setting: expected KEY=VALUE[;KEY=VALUE], got {a.setting!r}")
     bad = [x for x in a.floor if x not in FLOOR_LEVELS]
     if bad:
         ap.error(f"--floor: unknown level(s) {', '.join(bad)}; choose from {', '.join(FLOOR_LEVELS)}")
@@ -377,7 +388,13 @@ def main() -> int:
                     f"{jc['jit_cpu_per_1k']:.3f})  ratio {hc['rate'] / jc['rate']:.2f}  CPU ratio " \
                     f"{hc['cpu_per_1k'] / jc['cpu_per_1k']:.2f}"
         for level in a.floor:
-            line += f"  floor {level} {r[f'floor-{level}']['rate']:,.0f}/s"
+            fr = r[f"floor-{level}"]
+            line += f"  floor {level} {fr['rate']:,.0f}/s ({fr['cpu_per_1k']:.3f}, JIT {fr['jit_cpu_per_1k']:.3f})"
+        for kv in a.setting:
+            name = ";".join(f"{k}={v}" for k, v in kv.items())
+            v = r[f"setting-{name}"]
+            line += f"\n  {'':8}    {name}: {v['rate']:,.0f}/s ({v['cpu_per_1k']:.3f}, JIT {v['jit_cpu_per_1k']:.3f})  " \
+                    f"ratio {v['rate'] / r['java']['rate']:.2f}  CPU ratio {v['cpu_per_1k'] / r['java']['cpu_per_1k']:.2f}"
         if "baseline" in r:
             line += f"  before {r['baseline']['rate']:,.0f}/s ({r['baseline']['cpu_per_1k']:.2f}) " \
                     f"ratio {r['baseline']['rate'] / r['java']['rate']:.2f}"
@@ -410,6 +427,11 @@ def main() -> int:
                 fl = med(lambda r: r[f"floor-{level}"]["rate"])
                 print(f"{'':8} {'':>2} {'':>7} {'floor ' + level:>11} {fl:10,.0f} {jv:9,.0f} {fl / jv:6.2f} "
                       f"{med(lambda r: r[f'floor-{level}']['cpu_per_1k']):11.2f}")
+            for kv in a.setting:
+                k = "setting-" + ";".join(f"{x}={v}" for x, v in kv.items())
+                print(f"{'':8} {'':>2} {k[8:]:>19} {med(lambda r: r[k]['rate']):10,.0f} {jv:9,.0f} "
+                      f"{med(lambda r: r[k]['rate'] / r['java']['rate']):6.2f} {med(lambda r: r[k]['cpu_per_1k']):11.3f}"
+                      f"  CPU ratio {med(lambda r: r[k]['cpu_per_1k'] / r['java']['cpu_per_1k']):.2f}")
             if a.batch:
                 print(f"\n  batch.max.records/ms   events/s  CPU s/1k  held_ms p50  held_ms p99   ({skew}, p{p})")
                 for n, ms in a.batch:
