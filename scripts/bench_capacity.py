@@ -303,8 +303,7 @@ def one_round(a, skew: str, parallelism: int, port: int, tmp: Path, seed: int) -
         out[f"batch-{n}/{ms}"] = variant_round(a, f"homeflow, batches of {n} records or {ms} ms", recs, parallelism,
                                                port, root / f"batch-{n}-{ms}",
                                                overrides={"batch.max.records": str(n), "batch.max.ms": str(ms)})
-    for kv in a.setting:
-        name = ";".join(f"{k}={v}" for k, v in kv.items())
+    for name, kv in a.setting:
         out[f"setting-{name}"] = variant_round(a, f"homeflow with {name}", recs, parallelism, port,
                                                root / f"setting-{len(out)}", overrides=kv)
     return out
@@ -360,7 +359,7 @@ def main() -> int:
     except ValueError:
         ap.error(f"--batch: expected records[/ms],... (e.g. 256/50,2048/500), got {a.batch!r}")
     try:
-        a.setting = [dict(kv.split("=", 1) for kv in x.split(";")) for x in a.setting]
+        a.setting = [(x, dict(kv.split("=", 1) for kv in x.split(";"))) for x in a.setting]
     except ValueError:
         ap.error(f"--setting: expected KEY=VALUE[;KEY=VALUE], got {a.setting!r}")
     bad = [x for x in a.floor if x not in FLOOR_LEVELS]
@@ -375,6 +374,14 @@ def main() -> int:
             for skew in a.skews.split(","):
                 for p in (int(x) for x in a.parallelism.split(",")):
                     results.append(one_round(a, skew, p, a.port, Path(tmp), seed=1000 + rep))
+    unmeasured = sorted({name for r in results for name, d in r.items()
+                         if isinstance(d, dict) and d.get("rate") == 0})
+    if unmeasured:
+        # A drain that commits everything in one snapshot has no window to measure a rate over.
+        print(json.dumps(results, default=str))
+        print(f"error: {', '.join(unmeasured)} committed all {a.events:,} events in one snapshot, so no rate "
+              "can be measured: use more --events (the rounds above used 200,000)", file=sys.stderr)
+        return 2
     print(f"\nEvery round ({a.events:,} events; ratio = homeflow / Java-only of that round):")
     for r in results:
         line = f"  {r['skew']:8} p{r['parallelism']} homeflow {r['homeflow']['rate']:8,.0f}/s ({r['homeflow']['cpu_per_1k']:.2f} " \
@@ -390,8 +397,7 @@ def main() -> int:
         for level in a.floor:
             fr = r[f"floor-{level}"]
             line += f"  floor {level} {fr['rate']:,.0f}/s ({fr['cpu_per_1k']:.3f}, JIT {fr['jit_cpu_per_1k']:.3f})"
-        for kv in a.setting:
-            name = ";".join(f"{k}={v}" for k, v in kv.items())
+        for name, _ in a.setting:
             v = r[f"setting-{name}"]
             line += f"\n  {'':8}    {name}: {v['rate']:,.0f}/s ({v['cpu_per_1k']:.3f}, JIT {v['jit_cpu_per_1k']:.3f})  " \
                     f"ratio {v['rate'] / r['java']['rate']:.2f}  CPU ratio {v['cpu_per_1k'] / r['java']['cpu_per_1k']:.2f}"
@@ -427,9 +433,9 @@ def main() -> int:
                 fl = med(lambda r: r[f"floor-{level}"]["rate"])
                 print(f"{'':8} {'':>2} {'':>7} {'floor ' + level:>11} {fl:10,.0f} {jv:9,.0f} {fl / jv:6.2f} "
                       f"{med(lambda r: r[f'floor-{level}']['cpu_per_1k']):11.2f}")
-            for kv in a.setting:
-                k = "setting-" + ";".join(f"{x}={v}" for x, v in kv.items())
-                print(f"{'':8} {'':>2} {k[8:]:>19} {med(lambda r: r[k]['rate']):10,.0f} {jv:9,.0f} "
+            for name, _ in a.setting:
+                k = f"setting-{name}"
+                print(f"{'':8} {'':>2} {name:>19} {med(lambda r: r[k]['rate']):10,.0f} {jv:9,.0f} "
                       f"{med(lambda r: r[k]['rate'] / r['java']['rate']):6.2f} {med(lambda r: r[k]['cpu_per_1k']):11.3f}"
                       f"  CPU ratio {med(lambda r: r[k]['cpu_per_1k'] / r['java']['cpu_per_1k']):.2f}")
             if a.batch:
